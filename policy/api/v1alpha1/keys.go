@@ -1,0 +1,23 @@
+package v1alpha1
+
+// Labels and annotations that form the opt-in contract (DESIGN.md).
+const (
+	// LabelNamespaceInjection on a Namespace: "enabled" lets opted-in pods be
+	// candidates; "always" makes every pod a candidate unless it opts out.
+	LabelNamespaceInjection = "faultline.dev/injection"
+	NamespaceInjectionOn    = "enabled"
+	NamespaceInjectionAll   = "always"
+
+	// LabelPodInject on a Pod: "true" opts in, "false" opts out.
+	LabelPodInject = "faultline.dev/inject"
+
+	// AnnotationFaults holds a FaultSpec as YAML or JSON.
+	AnnotationFaults = "faultline.dev/faults"
+	// AnnotationProfile names a FaultProfile in the pod's namespace.
+	AnnotationProfile = "faultline.dev/profile"
+	// AnnotationPaused set to "true" makes the sidecar remove every fault.
+	AnnotationPaused = "faultline.dev/paused"
+	// AnnotationStatus records what the injector added and which version did it.
+	// Its presence is what makes re-injection a no-op.
+	AnnotationStatus = "faultline.dev/status"
+)

@@ -1,0 +1,177 @@
+package v1alpha1
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxSpecBytes bounds the annotation we are willing to parse; the API server
+// caps all annotations at 256 KiB, a fault spec is a few hundred bytes.
+const MaxSpecBytes = 32 << 10
+
+// ParseFaultSpec strictly parses YAML or JSON into a validated, normalized
+// FaultSpec. Every problem is reported, each naming the field, the value and
+// the allowed form.
+//
+// root is where the spec lives, e.g. AnnotationPath(AnnotationFaults), so that
+// messages read "metadata.annotations[faultline.dev/faults].network[0].delay".
+func ParseFaultSpec(data string, root *field.Path) (*FaultSpec, field.ErrorList) {
+	if len(data) > MaxSpecBytes {
+		return nil, field.ErrorList{field.TooLong(root, field.OmitValueType{}, MaxSpecBytes)}
+	}
+	if strings.TrimSpace(data) == "" {
+		return nil, field.ErrorList{field.Required(root, "a FaultSpec with at least one of network, dns, clock")}
+	}
+	// YAMLToJSONStrict refuses duplicate keys; JSON is valid YAML, so one
+	// path serves both.
+	js, err := yaml.YAMLToJSONStrict([]byte(data))
+	if err != nil {
+		return nil, field.ErrorList{field.Invalid(root, field.OmitValueType{}, "not valid YAML or JSON: "+cleanYAMLError(err))}
+	}
+	var spec FaultSpec
+	strict, err := sigsjson.UnmarshalStrict(js, &spec, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		return nil, field.ErrorList{decodeError(root, err)}
+	}
+	if len(strict) > 0 {
+		var errs field.ErrorList
+		for _, e := range strict {
+			errs = append(errs, strictError(root, e))
+		}
+		return nil, errs
+	}
+	if errs := spec.Validate(root); len(errs) > 0 {
+		return nil, errs
+	}
+	spec.Normalize()
+	return &spec, nil
+}
+
+// decodeError turns a JSON type mismatch into a message that names the field
+// the way a user wrote it ("network[0].delay"), not the Go struct.
+func decodeError(root *field.Path, err error) *field.Error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return field.Invalid(root, field.OmitValueType{}, fmt.Sprintf("got %s, must be a mapping with keys %s", article(te.Value), allowedKeys(reflect.TypeFor[FaultSpec]())))
+		}
+		return field.Invalid(childPath(root, te.Field), field.OmitValueType{},
+			fmt.Sprintf("got %s, must be %s", article(te.Value), goTypeName(te.Type.String())))
+	}
+	return field.Invalid(root, field.OmitValueType{}, strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// strictError reports an unknown or duplicate field with the keys that are
+// allowed at that level, since a typo is the usual cause.
+func strictError(root *field.Path, e error) *field.Error {
+	var fe sigsjson.FieldError
+	if !errors.As(e, &fe) {
+		return field.Invalid(root, field.OmitValueType{}, strings.TrimPrefix(e.Error(), "json: "))
+	}
+	p := childPath(root, fe.FieldPath())
+	if strings.Contains(e.Error(), "duplicate field") {
+		return field.Duplicate(p, field.OmitValueType{})
+	}
+	return field.Forbidden(p, "unknown field; allowed here: "+allowedKeys(typeAt(fe.FieldPath())))
+}
+
+func childPath(root *field.Path, dotted string) *field.Path {
+	if root == nil {
+		return field.NewPath(dotted)
+	}
+	return root.Child(dotted)
+}
+
+// typeAt walks "network[0].dealy" down FaultSpec and returns the struct type
+// that holds the last element.
+func typeAt(path string) reflect.Type {
+	t := reflect.TypeFor[FaultSpec]()
+	segs := strings.Split(path, ".")
+	for _, seg := range segs[:len(segs)-1] {
+		if i := strings.IndexByte(seg, '['); i >= 0 {
+			seg = seg[:i]
+		}
+		f, ok := jsonField(t, seg)
+		if !ok {
+			return t
+		}
+		t = f.Type
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+	}
+	return t
+}
+
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for i := 0; i < t.NumField(); i++ {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag == name {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func allowedKeys(t reflect.Type) string {
+	if t.Kind() != reflect.Struct {
+		return "none"
+	}
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return strings.Join(keys, ", ")
+}
+
+func article(jsonKind string) string {
+	switch jsonKind {
+	case "array":
+		return "a list"
+	case "object":
+		return "a mapping"
+	case "":
+		return "an empty value"
+	default:
+		return "a " + jsonKind
+	}
+}
+
+func goTypeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case t == "bool":
+		return "true or false"
+	case strings.Contains(t, "."):
+		if strings.HasPrefix(t, "v1alpha1.") && !strings.HasSuffix(t, "Rule") && !strings.HasSuffix(t, "Fault") && !strings.HasSuffix(t, "Schedule") {
+			return "a string"
+		}
+		return "a mapping"
+	default:
+		return "a string (quote numbers with units, e.g. \"100ms\")"
+	}
+}
+
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "error converting YAML to JSON: ")
+	s = strings.TrimPrefix(s, "yaml: ")
+	return s
+}
+
+// AnnotationPath is the field path of a pod annotation, for error messages.
+func AnnotationPath(key string) *field.Path {
+	return field.NewPath("metadata", "annotations").Key(key)
+}
