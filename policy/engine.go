@@ -1,0 +1,61 @@
+package policy
+
+import (
+	"context"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+// Limiter is the seam where ChaosPolicies decide what a safe, opted-in pod
+// may have. It returns the admitted spec (possibly smaller) or a refusal.
+type Limiter interface {
+	Limit(ctx context.Context, req *Request, spec *v1alpha1.FaultSpec) Decision
+}
+
+// Engine runs the safety rules, reads the requested spec, asks the Limiter
+// and finally checks that the result can run under Pod Security Admission.
+type Engine struct {
+	Safety  Safety
+	Limiter Limiter
+}
+
+// Decide never fails: every outcome, including bad input, is a Decision.
+func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
+	if d, stop := e.Safety.check(req); stop {
+		return d
+	}
+	spec, d, ok := requestedSpec(req)
+	if !ok {
+		return d
+	}
+	d = e.Limiter.Limit(ctx, req, spec)
+	if !d.Inject {
+		return d
+	}
+	if refused, stop := podSecurity(req, d.Spec); stop {
+		refused.Reasons = append(d.Reasons, refused.Reasons...)
+		return refused
+	}
+	return d
+}
+
+// AdmitRequested admits exactly what the pod asks for. It stands in for the
+// policy engine: the webhook uses it until ChaosPolicies exist, and
+// `faultline inject --allow-all` uses it to preview.
+type AdmitRequested struct {
+	// Why is said in the decision's reason.
+	Why string
+}
+
+func (a AdmitRequested) Limit(_ context.Context, _ *Request, spec *v1alpha1.FaultSpec) Decision {
+	return Decision{Inject: true, Spec: spec, Reasons: []Reason{{Code: CodeInjected, Message: a.Why}}}
+}
+
+// NoPolicy refuses everything: with no ChaosPolicy, chaos is off.
+type NoPolicy struct {
+	Why string
+}
+
+func (n NoPolicy) Limit(context.Context, *Request, *v1alpha1.FaultSpec) Decision {
+	return Skip(CodeNoPolicy, n.Why, true)
+}

@@ -1,0 +1,29 @@
+package policy
+
+import (
+	"fmt"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+// LabelPSAEnforce is Pod Security Admission's namespace label.
+const LabelPSAEnforce = "pod-security.kubernetes.io/enforce"
+
+// podSecurity refuses network faults where Pod Security Admission would
+// reject the NET_ADMIN the agent needs: the mutated pod would then fail to be
+// created at all, which is exactly what a chaos tool must never cause.
+// Clock-only chaos needs no capability and passes the restricted profile.
+func podSecurity(req *Request, spec *v1alpha1.FaultSpec) (Decision, bool) {
+	if !spec.HasNetwork() {
+		return Decision{}, false
+	}
+	if !req.NamespaceKnown {
+		return Decision{}, false
+	}
+	switch level := req.NamespaceLabels[LabelPSAEnforce]; level {
+	case "baseline", "restricted":
+		return Skip(CodePodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q, which forbids the NET_ADMIN capability network faults need; clock faults alone would be allowed",
+			req.Pod.Namespace, level), true), true
+	}
+	return Decision{}, false
+}

@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/faultline-dev/faultline/policy"
+)
+
+// Path is where the pod mutating webhook is served.
+const Path = "/mutate-v1-pod"
+
+// Decision codes the handler adds to the policy's own.
+const (
+	CodeNotCreate   policy.Code = "not-create"
+	CodeDecodeError policy.Code = "decode-error"
+)
+
+// NamespaceReader returns a namespace's labels (from an informer cache in
+// the binary).
+type NamespaceReader interface {
+	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
+}
+
+// Decider is the policy engine as the handler sees it.
+type Decider interface {
+	Decide(ctx context.Context, req *policy.Request) policy.Decision
+}
+
+// Handler is the pod injector: decode, decide, build the patch, respond.
+type Handler struct {
+	Decoder    admission.Decoder
+	Decider    Decider
+	Namespaces NamespaceReader
+	Config     Config
+	Metrics    *Metrics
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle admits every pod; injection is a patch on top, never a condition.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp, result, code := h.handle(ctx, req)
+	h.Metrics.observe(result, code, time.Since(start))
+	logf.FromContext(ctx).V(1).Info("admission", "namespace", req.Namespace, "name", req.Name,
+		"operation", req.Operation, "result", result, "reason", code)
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, string, policy.Code) {
+	log := logf.FromContext(ctx)
+	if req.Operation != admissionv1.Create {
+		return skipped(policy.Skip(CodeNotCreate, "only pod creation is handled", false))
+	}
+
+	// Decode.
+	pod := &corev1.Pod{}
+	if err := h.Decoder.Decode(req, pod); err != nil {
+		log.Error(err, "decoding pod", "namespace", req.Namespace)
+		return admission.Allowed("faultline: pod could not be decoded; not injected").
+			WithWarnings(fmt.Sprintf("faultline: not injected: decoding pod: %v", err)), ResultError, CodeDecodeError
+	}
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace
+	}
+
+	// Decide.
+	labels, err := h.Namespaces.NamespaceLabels(ctx, pod.Namespace)
+	if err != nil {
+		// Without the namespace we cannot check opt-in or Pod Security; a
+		// patch PSA then rejects would fail the pod, so inject nothing.
+		log.Error(err, "reading namespace", "namespace", pod.Namespace)
+		return skipped(policy.Skip(policy.CodeNamespaceUnknown,
+			fmt.Sprintf("namespace %s could not be read (%v): not injected", pod.Namespace, err), true))
+	}
+	decision := h.Decider.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: true})
+	if !decision.Inject {
+		return skipped(decision)
+	}
+
+	// Build the patch.
+	patch, conflict := BuildPatch(&pod.ObjectMeta, &pod.Spec, "", h.Config, decision.Spec)
+	if conflict != nil {
+		decision.Inject = false
+		decision.Reasons = append(decision.Reasons, *conflict)
+		return skipped(decision)
+	}
+
+	// Respond.
+	log.Info("injecting", "namespace", pod.Namespace, "pod", podName(pod), "faults", decision.Spec.Kinds(), "reason", decision.Message())
+	return admission.Patched("faultline: injected "+fmt.Sprint(decision.Spec.Kinds()), patch.Ops...).
+		WithWarnings(append(decision.Warnings("faultline: "), patch.Warnings...)...), ResultInjected, decision.Code()
+}
+
+func skipped(d policy.Decision) (admission.Response, string, policy.Code) {
+	return admission.Allowed("faultline: not injected: " + d.Message()).WithWarnings(d.Warnings("faultline: not injected: ")...), ResultSkipped, d.Code()
+}
+
+func podName(p *corev1.Pod) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.GenerateName + "*"
+}
