@@ -38,7 +38,7 @@ func ParseFaultSpec(data string, root *field.Path) (*FaultSpec, field.ErrorList)
 	var spec FaultSpec
 	strict, err := sigsjson.UnmarshalStrict(js, &spec, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
 	if err != nil {
-		return nil, field.ErrorList{decodeError(root, err)}
+		return nil, field.ErrorList{decodeError(root, js, err)}
 	}
 	if len(strict) > 0 {
 		var errs field.ErrorList
@@ -56,16 +56,34 @@ func ParseFaultSpec(data string, root *field.Path) (*FaultSpec, field.ErrorList)
 
 // decodeError turns a JSON type mismatch into a message that names the field
 // the way a user wrote it ("network[0].delay"), not the Go struct.
-func decodeError(root *field.Path, err error) *field.Error {
+func decodeError(root *field.Path, js []byte, err error) *field.Error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
 			return field.Invalid(root, field.OmitValueType{}, fmt.Sprintf("got %s, must be a mapping with keys %s", article(te.Value), allowedKeys(reflect.TypeFor[FaultSpec]())))
 		}
-		return field.Invalid(childPath(root, te.Field), field.OmitValueType{},
+		var bad any = field.OmitValueType{}
+		if v := scalarBefore(js, te.Offset); v != "" {
+			bad = v
+		}
+		return field.Invalid(childPath(root, te.Field), bad,
 			fmt.Sprintf("got %s, must be %s", article(te.Value), goTypeName(te.Type.String())))
 	}
 	return field.Invalid(root, field.OmitValueType{}, strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// scalarBefore returns the number or boolean literal that ends at offset in
+// js, so a type error can quote the value the user wrote.
+func scalarBefore(js []byte, offset int64) string {
+	if offset <= 0 || offset > int64(len(js)) {
+		return ""
+	}
+	end := int(offset)
+	start := end
+	for start > 0 && strings.IndexByte("0123456789.eE+-truefalsn", js[start-1]) >= 0 {
+		start--
+	}
+	return string(js[start:end])
 }
 
 // strictError reports an unknown or duplicate field with the keys that are
@@ -160,7 +178,7 @@ func goTypeName(t string) string {
 		}
 		return "a mapping"
 	default:
-		return "a string (quote numbers with units, e.g. \"100ms\")"
+		return "a string with its unit, such as \"100ms\", \"5%\" or \"200ppm\""
 	}
 }
 

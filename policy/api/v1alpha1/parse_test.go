@@ -63,7 +63,7 @@ func TestParseFaultSpecRejects(t *testing.T) {
 		{"an unknown top-level field", "netwrok: []", `[faultline.dev/faults].netwrok: Forbidden: unknown field; allowed here: network, dns, clock, schedule`},
 		{"a duplicated YAML key", "clock: {offset: 1s, offset: 2s}", `already set in map`},
 		{"a duplicated JSON key", `{"clock":{"offset":"1s","offset":"2s"}}`, `already set in map`},
-		{"a number without a unit", "network: [{delay: 100}]", `network.delay: Invalid value: got a number, must be a string`},
+		{"a number without a unit", "network: [{delay: 100}]", `network.delay: Invalid value: "100": got a number, must be a string with its unit`},
 		{"a string for a boolean", `{"network":[{"partition":"yes"}]}`, `network.partition: Invalid value: got a string, must be true or false`},
 		{"a mapping for the rule list", "network: {delay: 1ms}", `network: Invalid value: got a mapping, must be a list`},
 		{"a delay with a space", "network: [{delay: 100 ms}]", `network[0].delay: Invalid value: "100 ms": want a duration such as 100ms`},

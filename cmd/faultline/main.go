@@ -1,0 +1,124 @@
+// Command faultline is the offline CLI: `inject` previews what the webhook
+// would add to manifests (like istioctl kube-inject); `validate` checks
+// faultline's annotations. Exit status: 0 ok, 2 bad input, 1 other failure.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/faultline-dev/faultline/webhook"
+	"github.com/faultline-dev/faultline/webhook/kubeinject"
+)
+
+const usage = `usage: faultline inject -f FILE [--allow-all] [--sidecar native|classic] [--agent-image IMAGE] [--namespace NS] | faultline validate -f FILE [--namespace NS]  (FILE may hold several YAML documents; "-" reads stdin)`
+
+// errBadInput makes main exit 2.
+var errBadInput = errors.New("bad input")
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, errBadInput):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "faultline:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return errBadInput
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("faultline "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("f", "", "manifest file, or - for stdin")
+	namespace := fs.String("namespace", "default", "namespace for objects that do not name one")
+	cfg := webhook.DefaultConfig()
+	var allowAll bool
+	var mode string
+	if cmd == "inject" {
+		fs.BoolVar(&allowAll, "allow-all", false, "preview as if a ChaosPolicy allowed every requested fault")
+		fs.StringVar(&mode, "sidecar", string(webhook.SidecarNative), "native or classic")
+		fs.StringVar(&cfg.AgentImage, "agent-image", cfg.AgentImage, "agent image")
+	} else if cmd == "-h" || cmd == "--help" || cmd == "help" {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	} else if cmd != "validate" {
+		fmt.Fprintf(stderr, "faultline: unknown command %q: want inject or validate\n", cmd)
+		return errBadInput
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	} else if err != nil {
+		fmt.Fprintf(stderr, "faultline %s: %v; %s\n", cmd, err, usage)
+		return errBadInput
+	}
+	if *file == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "faultline %s: -f FILE is required and takes no other arguments; %s\n", cmd, usage)
+		return errBadInput
+	}
+	cfg.SidecarMode = webhook.SidecarMode(mode)
+	if cmd == "inject" {
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintf(stderr, "faultline inject: %v\n", err)
+			return errBadInput
+		}
+	}
+
+	in := stdin
+	if *file != "-" {
+		f, err := os.Open(*file)
+		if err != nil {
+			fmt.Fprintf(stderr, "faultline %s: %v\n", cmd, err)
+			return errBadInput
+		}
+		defer f.Close()
+		in = f
+	}
+	objs, err := kubeinject.Read(in, *namespace)
+	if err != nil {
+		fmt.Fprintf(stderr, "faultline %s: %s: %v\n", cmd, *file, err)
+		return errBadInput
+	}
+
+	problems := kubeinject.Validate(objs)
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p.String())
+	}
+	if cmd == "validate" {
+		if len(problems) > 0 {
+			return errBadInput
+		}
+		fmt.Fprintf(stderr, "%d objects, faultline annotations valid\n", len(objs))
+		return nil
+	}
+
+	outcomes, err := kubeinject.Inject(ctx, objs, kubeinject.Options{Config: cfg, AllowAll: allowAll}, stdout)
+	if err != nil {
+		return err
+	}
+	for _, oc := range outcomes {
+		if oc.Injected {
+			fmt.Fprintf(stderr, "%s: injected %v\n", oc.Object.ID(), oc.Decision.Spec.Kinds())
+			for _, w := range oc.Warnings {
+				fmt.Fprintf(stderr, "%s: %s\n", oc.Object.ID(), w)
+			}
+			continue
+		}
+		fmt.Fprintf(stderr, "%s: not injected: %s\n", oc.Object.ID(), oc.Decision.Message())
+	}
+	if len(problems) > 0 {
+		return errBadInput
+	}
+	return nil
+}

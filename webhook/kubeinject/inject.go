@@ -1,0 +1,183 @@
+package kubeinject
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+
+	"github.com/faultline-dev/faultline/policy"
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/webhook"
+)
+
+// Options control an offline injection.
+type Options struct {
+	Config webhook.Config
+	// AllowAll previews as if a policy allowed every requested fault;
+	// without it nothing is injected, as with no ChaosPolicy in a cluster.
+	AllowAll     bool
+	OwnNamespace string
+}
+
+// Outcome is what happened to one object.
+type Outcome struct {
+	Object   *Object
+	Injected bool
+	Decision policy.Decision
+	Warnings []string
+}
+
+// Inject writes every object to out, injected where the decision allows,
+// and returns one outcome per object with a pod template.
+func Inject(ctx context.Context, objs []*Object, opts Options, out io.Writer) ([]Outcome, error) {
+	var limiter policy.Limiter = policy.NoPolicy{Why: "no ChaosPolicy is available offline; pass --allow-all to preview as if one allowed everything"}
+	if opts.AllowAll {
+		limiter = policy.AdmitRequested{Why: "--allow-all: previewing as if a policy allowed every requested fault"}
+	}
+	engine := &policy.Engine{Safety: policy.Safety{OwnNamespace: opts.OwnNamespace}, Limiter: limiter}
+	namespaces := map[string]map[string]string{}
+	for _, o := range objs {
+		if o.Kind == "Namespace" {
+			namespaces[o.Name] = o.Labels
+		}
+	}
+	var outcomes []Outcome
+	for i, o := range objs {
+		js := o.JSON
+		if o.Template != nil {
+			oc, patched, err := injectOne(ctx, engine, o, namespaces, opts.Config)
+			if err != nil {
+				return outcomes, err
+			}
+			outcomes = append(outcomes, oc)
+			js = patched
+		}
+		y, err := yaml.JSONToYAML(js)
+		if err != nil {
+			return outcomes, fmt.Errorf("%s: rendering: %w", o.ID(), err)
+		}
+		if i > 0 {
+			fmt.Fprintln(out, "---")
+		}
+		if _, err := out.Write(y); err != nil {
+			return outcomes, err
+		}
+	}
+	return outcomes, nil
+}
+
+func injectOne(ctx context.Context, engine *policy.Engine, o *Object, namespaces map[string]map[string]string, cfg webhook.Config) (Outcome, []byte, error) {
+	tmpl := o.Template
+	pod := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
+	pod.Namespace = o.Namespace
+	labels, known := namespaces[o.Namespace]
+	d := engine.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: known})
+	oc := Outcome{Object: o, Decision: d}
+	if !d.Inject {
+		return oc, o.JSON, nil
+	}
+	p, conflict := webhook.BuildPatch(&tmpl.ObjectMeta, &tmpl.Spec, o.Prefix, cfg, d.Spec)
+	if conflict != nil {
+		oc.Decision.Inject = false
+		oc.Decision.Reasons = append(oc.Decision.Reasons, *conflict)
+		return oc, o.JSON, nil
+	}
+	ops, err := json.Marshal(p.Ops)
+	if err != nil {
+		return oc, nil, fmt.Errorf("%s: encoding patch: %w", o.ID(), err)
+	}
+	patch, err := jsonpatch.DecodePatch(ops)
+	if err != nil {
+		return oc, nil, fmt.Errorf("%s: decoding patch: %w", o.ID(), err)
+	}
+	// A template may lack metadata entirely; the patch adds under it.
+	js, err := ensureMetadata(o.JSON, o.Prefix)
+	if err != nil {
+		return oc, nil, fmt.Errorf("%s: %w", o.ID(), err)
+	}
+	patched, err := patch.Apply(js)
+	if err != nil {
+		return oc, nil, fmt.Errorf("%s: applying patch: %w", o.ID(), err)
+	}
+	oc.Injected = true
+	oc.Warnings = p.Warnings
+	return oc, patched, nil
+}
+
+// ensureMetadata adds an empty metadata object at prefix when it is missing,
+// which the API server would default but a manifest need not spell out.
+func ensureMetadata(js []byte, prefix string) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return nil, err
+	}
+	cur := doc
+	for _, seg := range strings.Split(strings.TrimPrefix(prefix, "/"), "/") {
+		if seg == "" {
+			continue
+		}
+		next, ok := cur[seg].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			cur[seg] = next
+		}
+		cur = next
+	}
+	if _, ok := cur["metadata"].(map[string]any); ok {
+		return js, nil
+	}
+	cur["metadata"] = map[string]any{}
+	return json.Marshal(doc)
+}
+
+// Problem is one bad value in an object's faultline annotations.
+type Problem struct {
+	Object *Object
+	Err    *field.Error
+}
+
+func (p Problem) String() string { return p.Object.ID() + ": " + p.Err.Error() }
+
+// Validate checks faultline's labels and annotations on every pod template
+// and returns one problem per bad value.
+func Validate(objs []*Object) []Problem {
+	var problems []Problem
+	for _, o := range objs {
+		if o.Template == nil {
+			continue
+		}
+		add := func(e *field.Error) { problems = append(problems, Problem{Object: o, Err: e}) }
+		root := field.NewPath(o.AnnotationRoot())
+		ann := o.Template.Annotations
+		raw, hasFaults := ann[v1alpha1.AnnotationFaults]
+		if hasFaults {
+			if _, errs := v1alpha1.ParseFaultSpec(raw, root.Key(v1alpha1.AnnotationFaults)); len(errs) > 0 {
+				for _, e := range errs {
+					add(e)
+				}
+			}
+		}
+		if p, ok := ann[v1alpha1.AnnotationProfile]; ok {
+			if hasFaults {
+				add(field.Forbidden(root.Key(v1alpha1.AnnotationProfile), "set either "+v1alpha1.AnnotationFaults+" or "+v1alpha1.AnnotationProfile+", not both"))
+			} else if msgs := validateName(p); msgs != "" {
+				add(field.Invalid(root.Key(v1alpha1.AnnotationProfile), p, "want a FaultProfile name: "+msgs))
+			}
+		}
+		if v, ok := ann[v1alpha1.AnnotationPaused]; ok && v != "true" && v != "false" {
+			add(field.NotSupported(root.Key(v1alpha1.AnnotationPaused), v, []string{"true", "false"}))
+		}
+		labelRoot := field.NewPath(strings.Replace(o.AnnotationRoot(), "annotations", "labels", 1))
+		if v, ok := o.Template.Labels[v1alpha1.LabelPodInject]; ok && v != "true" && v != "false" {
+			add(field.NotSupported(labelRoot.Key(v1alpha1.LabelPodInject), v, []string{"true", "false"}))
+		}
+	}
+	return problems
+}

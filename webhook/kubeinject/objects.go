@@ -1,0 +1,147 @@
+package kubeinject
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// Object is one document of the input, kept as JSON so that fields faultline
+// does not know survive untouched.
+type Object struct {
+	JSON      []byte
+	Kind      string
+	Name      string
+	Namespace string
+	// Template is the pod template (or the Pod itself); nil for kinds
+	// that have none.
+	Template *corev1.PodTemplateSpec
+	// Prefix is the JSON pointer to Template inside JSON ("" for a Pod).
+	Prefix string
+	// Labels of the object, used when it is a Namespace.
+	Labels map[string]string
+}
+
+// ID names the object the way kubectl does in messages.
+func (o *Object) ID() string {
+	if o.Namespace != "" {
+		return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name)
+	}
+	return fmt.Sprintf("%s %s", o.Kind, o.Name)
+}
+
+// Read splits multi-document YAML or JSON into objects. defaultNamespace
+// fills in namespaced objects that do not say theirs.
+func Read(r io.Reader, defaultNamespace string) ([]*Object, error) {
+	dec := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	var objs []*Object
+	for i := 1; ; i++ {
+		doc, err := dec.Read()
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: not valid YAML: %w", i, err)
+		}
+		o, err := parseObject(js, defaultNamespace)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		objs = append(objs, o)
+	}
+}
+
+func stripComments(doc []byte) []byte {
+	var out [][]byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			out = append(out, line)
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
+}
+
+func parseObject(js []byte, defaultNamespace string) (*Object, error) {
+	var head struct {
+		Kind     string            `json:"kind"`
+		Metadata metav1.ObjectMeta `json:"metadata"`
+	}
+	if err := json.Unmarshal(js, &head); err != nil {
+		return nil, fmt.Errorf("not a Kubernetes object: %w", err)
+	}
+	if head.Kind == "" {
+		return nil, fmt.Errorf("not a Kubernetes object: kind is missing")
+	}
+	o := &Object{JSON: js, Kind: head.Kind, Name: head.Metadata.Name, Namespace: head.Metadata.Namespace, Labels: head.Metadata.Labels}
+	if o.Name == "" {
+		o.Name = head.Metadata.GenerateName + "*"
+	}
+	if o.Kind != "Namespace" && o.Namespace == "" {
+		o.Namespace = defaultNamespace
+	}
+	var err error
+	switch o.Kind {
+	case "Pod":
+		var p corev1.Pod
+		err = json.Unmarshal(js, &p)
+		o.Template = &corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}
+	case "Deployment":
+		var d appsv1.Deployment
+		err = json.Unmarshal(js, &d)
+		o.Template, o.Prefix = &d.Spec.Template, "/spec/template"
+	case "StatefulSet":
+		var s appsv1.StatefulSet
+		err = json.Unmarshal(js, &s)
+		o.Template, o.Prefix = &s.Spec.Template, "/spec/template"
+	case "DaemonSet":
+		var d appsv1.DaemonSet
+		err = json.Unmarshal(js, &d)
+		o.Template, o.Prefix = &d.Spec.Template, "/spec/template"
+	case "ReplicaSet":
+		var r appsv1.ReplicaSet
+		err = json.Unmarshal(js, &r)
+		o.Template, o.Prefix = &r.Spec.Template, "/spec/template"
+	case "Job":
+		var j batchv1.Job
+		err = json.Unmarshal(js, &j)
+		o.Template, o.Prefix = &j.Spec.Template, "/spec/template"
+	case "CronJob":
+		var c batchv1.CronJob
+		err = json.Unmarshal(js, &c)
+		o.Template, o.Prefix = &c.Spec.JobTemplate.Spec.Template, "/spec/jobTemplate/spec/template"
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.ID(), err)
+	}
+	return o, nil
+}
+
+// AnnotationRoot is the field path prefix of the template's annotations,
+// so messages point into the manifest as written.
+func (o *Object) AnnotationRoot() string {
+	switch o.Prefix {
+	case "":
+		return "metadata.annotations"
+	case "/spec/template":
+		return "spec.template.metadata.annotations"
+	default:
+		return "spec.jobTemplate.spec.template.metadata.annotations"
+	}
+}
