@@ -8,11 +8,8 @@
 # (staging modules, local paths), which `go install pkg@version` refuses.
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.37.2}"
-ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-HELM_VERSION="${HELM_VERSION:-v3.22.0}"
-CACHE_ROOT="${FAULTLINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/faultline}"
-ASSETS="$CACHE_ROOT/control-plane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
+# Versions, cache root and ASSETS come from one place.
+source "$(dirname "${BASH_SOURCE[0]}")/control-plane-dir.sh"
 WORK="$CACHE_ROOT/wrappers"
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0

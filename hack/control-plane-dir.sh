@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Prints where hack/build-control-plane.sh keeps the binaries, without building.
-set -euo pipefail
+# Where hack/build-control-plane.sh keeps the binaries, keyed by version.
+# Run it to print the directory (without building); source it to get the
+# variables.
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 CACHE_ROOT="${FAULTLINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/faultline}"
-echo "$CACHE_ROOT/control-plane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
+ASSETS="$CACHE_ROOT/control-plane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  echo "$ASSETS"
+fi

@@ -1,0 +1,49 @@
+// Command faultline-agent runs inside an injected pod: `init` once before the
+// app starts, `run` as the sidecar. Exit status 2 means a bad spec or flags.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/faultline-dev/faultline/sidecar"
+)
+
+func main() {
+	if len(os.Args) < 2 || (os.Args[1] != "init" && os.Args[1] != "run") {
+		fmt.Fprintln(os.Stderr, "usage: faultline-agent init|run [--spec-file FILE] [--listen ADDR] (spec from FAULTLINE_SPEC when no file)")
+		os.Exit(2)
+	}
+	cmd := os.Args[1]
+	fs := flag.NewFlagSet("faultline-agent "+cmd, flag.ContinueOnError)
+	specFile := fs.String("spec-file", "", "FaultSpec file (YAML or JSON); default: env FAULTLINE_SPEC")
+	listen := fs.String("listen", ":19091", "address for /healthz, /status and /metrics (run)")
+	podInfo := fs.String("podinfo-dir", os.Getenv("FAULTLINE_PODINFO_DIR"), "downward API directory holding the pod's annotations")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		os.Exit(2)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)).WithName("faultline-agent"))
+	log := ctrl.Log
+
+	spec, err := sidecar.LoadSpec(*specFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
+		os.Exit(2)
+	}
+	if cmd == "init" {
+		log.Info("init: spec valid; nothing to prepare in this version", "faults", spec.Kinds())
+		return
+	}
+	ctx := ctrl.SetupSignalHandler()
+	ctx = ctrl.LoggerInto(ctx, log)
+	if err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, PodInfoDir: *podInfo}).Run(ctx); err != nil {
+		log.Error(err, "agent failed")
+		os.Exit(1)
+	}
+}

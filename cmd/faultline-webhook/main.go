@@ -1,0 +1,89 @@
+// Command faultline-webhook serves the pod injector: flags -> config -> run.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/faultline-dev/faultline/policy"
+	fwebhook "github.com/faultline-dev/faultline/webhook"
+)
+
+// version is set with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	cfg := fwebhook.DefaultConfig()
+	cfg.Version = version
+	var (
+		certDir      = flag.String("cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key")
+		port         = flag.Int("webhook-port", 9443, "port the webhook serves TLS on")
+		metricsAddr  = flag.String("metrics-bind-address", ":8080", "address for /metrics; 0 disables")
+		probeAddr    = flag.String("health-probe-bind-address", ":8081", "address for /healthz and /readyz")
+		leaderElect  = flag.Bool("leader-elect", false, "elect a leader for controllers that must run once")
+		ownNamespace = flag.String("namespace", os.Getenv("POD_NAMESPACE"), "faultline's own namespace (never injected)")
+		mode         = flag.String("sidecar-mode", string(cfg.SidecarMode), "native (init container with restartPolicy Always) or classic")
+	)
+	flag.StringVar(&cfg.AgentImage, "agent-image", cfg.AgentImage, "image of faultline-agent")
+	var agentPort int
+	flag.IntVar(&agentPort, "agent-port", int(cfg.AgentPort), "port of the agent's HTTP endpoints inside the pod")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	cfg.SidecarMode = fwebhook.SidecarMode(*mode)
+	cfg.AgentPort = int32(agentPort)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "faultline-webhook:", err)
+		os.Exit(2)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("faultline-webhook")
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 clientgoscheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress: *probeAddr,
+		LeaderElection:         *leaderElect,
+		LeaderElectionID:       "faultline-webhook.faultline.dev",
+		WebhookServer:          webhook.NewServer(webhook.Options{Port: *port, CertDir: *certDir}),
+	})
+	if err != nil {
+		log.Error(err, "creating manager")
+		os.Exit(1)
+	}
+	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
+		Decoder: admission.NewDecoder(mgr.GetScheme()),
+		// Until the ChaosPolicy engine exists, safety rules and opt-in decide.
+		Decider: &policy.Engine{
+			Safety:  policy.Safety{OwnNamespace: *ownNamespace},
+			Limiter: policy.AdmitRequested{Why: "opted in (no policy engine in this version: pods get what they ask for)"},
+		},
+		Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()},
+		Config:     cfg,
+		Metrics:    fwebhook.NewMetrics(metrics.Registry),
+	}})
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "adding healthz")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		log.Error(err, "adding readyz")
+		os.Exit(1)
+	}
+	log.Info("starting", "version", version, "webhookPort", *port, "sidecarMode", cfg.SidecarMode, "agentImage", cfg.AgentImage)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
