@@ -17,6 +17,8 @@ type Limiter interface {
 type Engine struct {
 	Safety  Safety
 	Limiter Limiter
+	// Specs caches parsed annotations; nil parses every time.
+	Specs *SpecCache
 }
 
 // Decide never fails: every outcome, including bad input, is a Decision.
@@ -24,7 +26,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	if d, stop := e.Safety.check(req); stop {
 		return d
 	}
-	spec, d, ok := requestedSpec(req)
+	spec, d, ok := requestedSpec(req, e.Specs)
 	if !ok {
 		return d
 	}

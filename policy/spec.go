@@ -7,7 +7,7 @@ import (
 )
 
 // requestedSpec reads what the pod asks for from its annotations.
-func requestedSpec(req *Request) (*v1alpha1.FaultSpec, Decision, bool) {
+func requestedSpec(req *Request, cache *SpecCache) (*v1alpha1.FaultSpec, Decision, bool) {
 	ann := req.Pod.Annotations
 	raw, hasFaults := ann[v1alpha1.AnnotationFaults]
 	profile, hasProfile := ann[v1alpha1.AnnotationProfile]
@@ -21,7 +21,7 @@ func requestedSpec(req *Request) (*v1alpha1.FaultSpec, Decision, bool) {
 	case !hasFaults:
 		return nil, Skip(CodeNoFaults, fmt.Sprintf("pod has neither %s nor %s", v1alpha1.AnnotationFaults, v1alpha1.AnnotationProfile), true), false
 	}
-	spec, errs := v1alpha1.ParseFaultSpec(raw, v1alpha1.AnnotationPath(v1alpha1.AnnotationFaults))
+	spec, errs := cache.Parse(raw)
 	if len(errs) > 0 {
 		return nil, Skip(CodeInvalidSpec, errs.ToAggregate().Error(), true), false
 	}

@@ -55,9 +55,9 @@ func TestAgainstARealAPIServer(t *testing.T) {
 	stopServer := serveWebhook(t, ctx, wo, &Handler{
 		Decoder: admission.NewDecoder(clientgoscheme.Scheme),
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
-			Limiter: policy.AdmitRequested{Why: "opted in"}},
+			Limiter: policy.AdmitRequested{Why: "opted in"}, Specs: policy.NewSpecCache(64)},
 		Namespaces: ClientNamespaces{Reader: c},
-		Config:     DefaultConfig(),
+		Injector:   NewInjector(DefaultConfig()),
 		Metrics:    NewMetrics(nil),
 	})
 

@@ -20,6 +20,7 @@ const Path = "/mutate-v1-pod"
 const (
 	CodeNotCreate   policy.Code = "not-create"
 	CodeDecodeError policy.Code = "decode-error"
+	CodeEncodeError policy.Code = "encode-error"
 )
 
 // NamespaceReader returns a namespace's labels (from an informer cache in
@@ -38,7 +39,7 @@ type Handler struct {
 	Decoder    admission.Decoder
 	Decider    Decider
 	Namespaces NamespaceReader
-	Config     Config
+	Injector   *Injector
 	Metrics    *Metrics
 }
 
@@ -86,7 +87,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 
 	// Build the patch.
-	patch, conflict := BuildPatch(&pod.ObjectMeta, &pod.Spec, "", h.Config, decision.Spec)
+	patch, conflict := h.Injector.BuildPatch(&pod.ObjectMeta, &pod.Spec, "", decision.Spec)
 	if conflict != nil {
 		decision.Inject = false
 		decision.Reasons = append(decision.Reasons, *conflict)
@@ -94,9 +95,24 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 
 	// Respond.
+	body, err := patch.JSON()
+	if err != nil {
+		log.Error(err, "encoding patch", "namespace", pod.Namespace, "pod", podName(pod))
+		return admission.Allowed("faultline: not injected: encoding the patch failed").
+			WithWarnings("faultline: not injected: encoding the patch: "+err.Error()), ResultError, CodeEncodeError
+	}
 	log.Info("injecting", "namespace", pod.Namespace, "pod", podName(pod), "faults", decision.Spec.Kinds(), "reason", decision.Message())
-	return admission.Patched("faultline: injected "+fmt.Sprint(decision.Spec.Kinds()), patch.Ops...).
-		WithWarnings(append(decision.Warnings("faultline: "), patch.Warnings...)...), ResultInjected, decision.Code()
+	return patched(body, "faultline: injected "+fmt.Sprint(decision.Spec.Kinds()),
+		append(decision.Warnings("faultline: "), patch.Warnings...)), ResultInjected, decision.Code()
+}
+
+// patched is admission.Patched for a patch encoded in advance (see
+// Patch.JSON); the response's Patches stay empty so Complete leaves it alone.
+func patched(body []byte, msg string, warnings []string) admission.Response {
+	resp := admission.Allowed(msg).WithWarnings(warnings...)
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = body, &pt
+	return resp
 }
 
 func skipped(d policy.Decision) (admission.Response, string, policy.Code) {

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,11 +10,13 @@ import (
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
@@ -44,9 +45,9 @@ func testHandler(mode SidecarMode, reg prometheus.Registerer) *Handler {
 	return &Handler{
 		Decoder: admission.NewDecoder(clientgoscheme.Scheme),
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
-			Limiter: policy.AdmitRequested{Why: "opted in"}},
+			Limiter: policy.AdmitRequested{Why: "opted in"}, Specs: policy.NewSpecCache(64)},
 		Namespaces: staticNamespaces{"shop": {v1alpha1.LabelNamespaceInjection: "enabled"}},
-		Config:     cfg,
+		Injector:   NewInjector(cfg),
 		Metrics:    NewMetrics(reg),
 	}
 }
@@ -74,10 +75,13 @@ func render(t *testing.T, req admission.Request, resp admission.Response) []byte
 	}
 	out := req.Object.Raw
 	if len(resp.Patches) > 0 {
-		ops, err := json.Marshal(resp.Patches)
-		if err != nil {
-			t.Fatal(err)
+		t.Fatal("patches must be pre-encoded in resp.Patch")
+	}
+	if len(resp.Patch) > 0 {
+		if *resp.PatchType != admissionv1.PatchTypeJSONPatch {
+			t.Fatalf("patch type %s", *resp.PatchType)
 		}
+		ops := resp.Patch
 		patch, err := jsonpatch.DecodePatch(ops)
 		if err != nil {
 			t.Fatalf("patch does not decode: %v", err)
@@ -142,8 +146,8 @@ func TestHandlerSkips(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			h := testHandler(SidecarNative, reg)
 			resp := h.Handle(context.Background(), c.req)
-			if !resp.Allowed || len(resp.Patches) != 0 {
-				t.Fatalf("want allowed without patch, got allowed=%v patches=%d", resp.Allowed, len(resp.Patches))
+			if !resp.Allowed || len(resp.Patch) != 0 {
+				t.Fatalf("want allowed without patch, got allowed=%v patch=%s", resp.Allowed, resp.Patch)
 			}
 			if got := testutil.ToFloat64(h.Metrics.requests.WithLabelValues(c.result, string(c.code))); got != 1 {
 				t.Errorf("faultline_admission_requests_total{result=%q,reason=%q} = %v, want 1", c.result, c.code, got)
@@ -159,9 +163,18 @@ func TestReinjectionIsANoOp(t *testing.T) {
 	data, _ := os.ReadFile("testdata/pods/network-delay.yaml")
 	h := testHandler(SidecarNative, nil)
 	first := h.Handle(context.Background(), admissionRequest(t, admissionv1.Create, data))
+	if len(first.Patch) == 0 {
+		t.Fatal("first admission did not inject")
+	}
 	injected := render(t, admissionRequest(t, admissionv1.Create, data), first)
 	second := h.Handle(context.Background(), admissionRequest(t, admissionv1.Create, injected))
-	if len(second.Patches) != 0 || !strings.Contains(second.Result.Message, "already carries") {
-		t.Fatalf("second admission patched again: %d ops, %q", len(second.Patches), second.Result.Message)
+	if len(second.Patch) != 0 || !strings.Contains(second.Result.Message, "already carries") {
+		t.Fatalf("second admission patched again: %d ops, %q", len(second.Patch), second.Result.Message)
 	}
+}
+
+func TestMain(m *testing.M) {
+	// The handler logs through controller-runtime; tests keep quiet.
+	logf.SetLogger(logr.Discard())
+	os.Exit(m.Run())
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,51 +37,93 @@ type Patch struct {
 	Warnings []string
 }
 
+// JSON encodes the operations as an RFC 6902 document. Values rendered in
+// advance (json.RawMessage) are copied as they are: encoding/json would
+// re-validate and re-compact them at every level, which was a third of the
+// admission cost.
+func (p *Patch) JSON() ([]byte, error) {
+	buf := make([]byte, 0, 4096)
+	buf = append(buf, '[')
+	for i, op := range p.Ops {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		path, err := json.Marshal(op.Path)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, `{"op":"`...)
+		buf = append(buf, op.Operation...)
+		buf = append(buf, `","path":`...)
+		buf = append(buf, path...)
+		buf = append(buf, `,"value":`...)
+		if raw, ok := op.Value.(json.RawMessage); ok {
+			buf = append(buf, raw...)
+		} else {
+			v, err := json.Marshal(op.Value)
+			if err != nil {
+				return nil, err
+			}
+			buf = append(buf, v...)
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, ']'), nil
+}
+
+// Injector builds patches for one Config. The containers and volumes it
+// adds depend only on the admitted spec and the probe ports, so their JSON is
+// rendered once per distinct pair and reused for every replica.
+type Injector struct {
+	cfg   Config
+	cache *lru.Cache[string, *rendered]
+}
+
+// rendered is the pre-encoded JSON of what one spec injects.
+type rendered struct {
+	volumes []json.RawMessage
+	inits   []json.RawMessage
+	agent   json.RawMessage // classic mode: appended to containers
+	status  string
+	kinds   []string
+}
+
+// NewInjector returns an injector for cfg with a bounded render cache.
+func NewInjector(cfg Config) *Injector {
+	c, _ := lru.New[string, *rendered](256) // size is a positive constant: cannot fail
+	return &Injector{cfg: cfg, cache: c}
+}
+
+// Config is the injector's configuration.
+func (in *Injector) Config() Config { return in.cfg }
+
 // BuildPatch returns the JSON-patch operations that inject the admitted spec
 // into a pod. prefix locates the pod template in the object being patched:
 // "" for a Pod, "/spec/template" for a Deployment, and so on. A conflict with
 // what the pod already has is returned as a reason, never papered over.
-func BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, prefix string, cfg Config, spec *v1alpha1.FaultSpec) (*Patch, *policy.Reason) {
-	if r := conflicts(pod, cfg); r != nil {
+func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, prefix string, spec *v1alpha1.FaultSpec) (*Patch, *policy.Reason) {
+	if r := conflicts(pod, in.cfg); r != nil {
 		return nil, r
 	}
-	probes := ProbePorts(pod)
+	r, err := in.render(spec, ProbePorts(pod))
+	if err != nil {
+		return nil, &policy.Reason{Code: CodeConflict, Message: "encoding the injected containers: " + err.Error(), Notify: true}
+	}
 	p := &Patch{}
 	add := func(path string, v any) {
 		p.Ops = append(p.Ops, jsonpatch.NewOperation("add", prefix+path, v))
 	}
 
-	volumes := []corev1.Volume{PodInfoVolume()}
-	if spec.HasClock() {
-		volumes = append(volumes, TimeVolume())
-	}
-	status := Status{Version: cfg.Version, Faults: spec.Kinds(), Sidecar: string(cfg.SidecarMode)}
-	for _, v := range volumes {
-		status.Volumes = append(status.Volumes, v.Name)
-	}
-
-	initc := InitContainer(cfg, spec, probes)
-	agent := AgentContainer(cfg, spec, probes)
-	inits := []corev1.Container{initc}
-	status.InitContainers = []string{initc.Name}
-	if cfg.SidecarMode == SidecarNative {
-		inits = append(inits, agent)
-		status.InitContainers = append(status.InitContainers, agent.Name)
-	} else {
-		status.Containers = []string{agent.Name}
-	}
-
-	statusJSON, _ := json.Marshal(status) // plain strings: cannot fail
 	if meta.Annotations == nil {
-		add("/metadata/annotations", map[string]string{v1alpha1.AnnotationStatus: string(statusJSON)})
+		add("/metadata/annotations", map[string]string{v1alpha1.AnnotationStatus: r.status})
 	} else {
-		add("/metadata/annotations/"+escape(v1alpha1.AnnotationStatus), string(statusJSON))
+		add("/metadata/annotations/"+escape(v1alpha1.AnnotationStatus), r.status)
 	}
 
 	if pod.Volumes == nil {
-		add("/spec/volumes", volumes)
+		add("/spec/volumes", rawList(r.volumes))
 	} else {
-		for _, v := range volumes {
+		for _, v := range r.volumes {
 			add("/spec/volumes/-", v)
 		}
 	}
@@ -88,14 +131,14 @@ func BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, prefix string, cfg
 	// faultline-init goes first so that its rules exist before any other
 	// init container or the app opens a connection.
 	if pod.InitContainers == nil {
-		add("/spec/initContainers", inits)
+		add("/spec/initContainers", rawList(r.inits))
 	} else {
-		for i, c := range inits {
+		for i, c := range r.inits {
 			add("/spec/initContainers/"+strconv.Itoa(i), c)
 		}
 	}
-	if cfg.SidecarMode == SidecarClassic {
-		add("/spec/containers/-", agent)
+	if r.agent != nil {
+		add("/spec/containers/-", r.agent)
 	}
 
 	if spec.HasClock() {
@@ -104,6 +147,57 @@ func BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, prefix string, cfg
 		}
 	}
 	return p, nil
+}
+
+func (in *Injector) render(spec *v1alpha1.FaultSpec, probes []int32) (*rendered, error) {
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	key := string(specJSON) + "|" + fmt.Sprint(probes)
+	if r, ok := in.cache.Get(key); ok {
+		return r, nil
+	}
+	cfg := in.cfg
+	volumes := []corev1.Volume{PodInfoVolume()}
+	if spec.HasClock() {
+		volumes = append(volumes, TimeVolume())
+	}
+	status := Status{Version: cfg.Version, Faults: spec.Kinds(), Sidecar: string(cfg.SidecarMode)}
+	r := &rendered{kinds: spec.Kinds()}
+	for _, v := range volumes {
+		status.Volumes = append(status.Volumes, v.Name)
+		js, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		r.volumes = append(r.volumes, js)
+	}
+	inits := []corev1.Container{InitContainer(cfg, spec, probes)}
+	agent := AgentContainer(cfg, spec, probes)
+	if cfg.SidecarMode == SidecarNative {
+		inits = append(inits, agent)
+	} else {
+		status.Containers = []string{agent.Name}
+		if r.agent, err = json.Marshal(agent); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range inits {
+		status.InitContainers = append(status.InitContainers, c.Name)
+		js, err := json.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		r.inits = append(r.inits, js)
+	}
+	st, err := json.Marshal(status)
+	if err != nil {
+		return nil, err
+	}
+	r.status = string(st)
+	in.cache.Add(key, r)
+	return r, nil
 }
 
 // preloadOps makes one app container load the time shim: LD_PRELOAD is
@@ -169,6 +263,17 @@ func conflicts(pod *corev1.PodSpec, cfg Config) *policy.Reason {
 		}
 	}
 	return nil
+}
+
+func rawList(items []json.RawMessage) json.RawMessage {
+	out := []byte{'['}
+	for i, it := range items {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, it...)
+	}
+	return append(out, ']')
 }
 
 // escape encodes a map key for a JSON pointer (RFC 6901).

@@ -68,9 +68,10 @@ func main() {
 		Decider: &policy.Engine{
 			Safety:  policy.Safety{OwnNamespace: *ownNamespace},
 			Limiter: policy.AdmitRequested{Why: "opted in (no policy engine in this version: pods get what they ask for)"},
+			Specs:   policy.NewSpecCache(1024),
 		},
 		Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()},
-		Config:     cfg,
+		Injector:   fwebhook.NewInjector(cfg),
 		Metrics:    fwebhook.NewMetrics(metrics.Registry),
 	}})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

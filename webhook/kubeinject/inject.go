@@ -48,11 +48,12 @@ func Inject(ctx context.Context, objs []*Object, opts Options, out io.Writer) ([
 			namespaces[o.Name] = o.Labels
 		}
 	}
+	injector := webhook.NewInjector(opts.Config)
 	var outcomes []Outcome
 	for i, o := range objs {
 		js := o.JSON
 		if o.Template != nil {
-			oc, patched, err := injectOne(ctx, engine, o, namespaces, opts.Config)
+			oc, patched, err := injectOne(ctx, engine, injector, o, namespaces)
 			if err != nil {
 				return outcomes, err
 			}
@@ -73,7 +74,7 @@ func Inject(ctx context.Context, objs []*Object, opts Options, out io.Writer) ([
 	return outcomes, nil
 }
 
-func injectOne(ctx context.Context, engine *policy.Engine, o *Object, namespaces map[string]map[string]string, cfg webhook.Config) (Outcome, []byte, error) {
+func injectOne(ctx context.Context, engine *policy.Engine, injector *webhook.Injector, o *Object, namespaces map[string]map[string]string) (Outcome, []byte, error) {
 	tmpl := o.Template
 	pod := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
 	pod.Namespace = o.Namespace
@@ -83,13 +84,13 @@ func injectOne(ctx context.Context, engine *policy.Engine, o *Object, namespaces
 	if !d.Inject {
 		return oc, o.JSON, nil
 	}
-	p, conflict := webhook.BuildPatch(&tmpl.ObjectMeta, &tmpl.Spec, o.Prefix, cfg, d.Spec)
+	p, conflict := injector.BuildPatch(&tmpl.ObjectMeta, &tmpl.Spec, o.Prefix, d.Spec)
 	if conflict != nil {
 		oc.Decision.Inject = false
 		oc.Decision.Reasons = append(oc.Decision.Reasons, *conflict)
 		return oc, o.JSON, nil
 	}
-	ops, err := json.Marshal(p.Ops)
+	ops, err := p.JSON()
 	if err != nil {
 		return oc, nil, fmt.Errorf("%s: encoding patch: %w", o.ID(), err)
 	}
