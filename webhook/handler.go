@@ -99,7 +99,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if err != nil {
 		log.Error(err, "encoding patch", "namespace", pod.Namespace, "pod", podName(pod))
 		return admission.Allowed("faultline: not injected: encoding the patch failed").
-			WithWarnings("faultline: not injected: encoding the patch: "+err.Error()), ResultError, CodeEncodeError
+			WithWarnings("faultline: not injected: encoding the patch: " + err.Error()), ResultError, CodeEncodeError
 	}
 	log.Info("injecting", "namespace", pod.Namespace, "pod", podName(pod), "faults", decision.Spec.Kinds(), "reason", decision.Message())
 	return patched(body, "faultline: injected "+fmt.Sprint(decision.Spec.Kinds()),

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Admission benchmark: injector vs a decode/re-encode baseline, same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=local
+go test ./webhook/ -run '^$' -bench BenchmarkAdmission -benchtime "${BENCHTIME:-2s}" -count "${COUNT:-3}" "$@"
