@@ -53,7 +53,6 @@ func TestAgainstARealAPIServer(t *testing.T) {
 
 	wo := env.WebhookInstallOptions
 	stopServer := serveWebhook(t, ctx, wo, &Handler{
-		Decoder: admission.NewDecoder(clientgoscheme.Scheme),
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
 			Limiter: policy.AdmitRequested{Why: "opted in"}, Specs: policy.NewSpecCache(64)},
 		Namespaces: ClientNamespaces{Reader: c},

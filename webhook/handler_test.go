@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
@@ -43,7 +42,6 @@ func testHandler(mode SidecarMode, reg prometheus.Registerer) *Handler {
 	cfg.Version = "test"
 	cfg.SidecarMode = mode
 	return &Handler{
-		Decoder: admission.NewDecoder(clientgoscheme.Scheme),
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
 			Limiter: policy.AdmitRequested{Why: "opted in"}, Specs: policy.NewSpecCache(64)},
 		Namespaces: staticNamespaces{"shop": {v1alpha1.LabelNamespaceInjection: "enabled"}},

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/faultline-dev/faultline/policy"
 	fwebhook "github.com/faultline-dev/faultline/webhook"
@@ -63,7 +62,6 @@ func main() {
 		os.Exit(1)
 	}
 	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
-		Decoder: admission.NewDecoder(mgr.GetScheme()),
 		// Until the ChaosPolicy engine exists, safety rules and opt-in decide.
 		Decider: &policy.Engine{
 			Safety:  policy.Safety{OwnNamespace: *ownNamespace},
