@@ -74,20 +74,7 @@ func BenchmarkAdmission(b *testing.B) {
 	b.Run("typical-uncached/injector", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			var rev admissionv1.AdmissionReview
-			if err := json.Unmarshal(cold[i%len(cold)], &rev); err != nil {
-				b.Fatal(err)
-			}
-			req := admission.Request{AdmissionRequest: *rev.Request}
-			resp := h.Handle(context.Background(), req)
-			if len(resp.Patch) == 0 {
-				b.Fatalf("not injected: %s", resp.Result.Message)
-			}
-			_ = resp.Complete(req)
-			rev.Response = &resp.AdmissionResponse
-			if _, err := json.Marshal(rev); err != nil {
-				b.Fatal(err)
-			}
+			roundTrip(b, cold[i%len(cold)], h.Handle)
 		}
 	})
 	// The handler alone, on a decoded AdmissionRequest: what the webhook adds
@@ -112,40 +99,45 @@ func BenchmarkAdmission(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(podBytes))
 			for i := 0; i < b.N; i++ {
-				var rev admissionv1.AdmissionReview
-				if err := json.Unmarshal(body, &rev); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := decodePod(rev.Request.Object.Raw); err != nil {
-					b.Fatal(err)
-				}
-				resp := admission.Allowed("")
-				_ = resp.Complete(admission.Request{AdmissionRequest: *rev.Request})
-				rev.Response = &resp.AdmissionResponse
-				if _, err := json.Marshal(rev); err != nil {
-					b.Fatal(err)
-				}
+				roundTrip(b, body, decodeOnly)
 			}
 		})
 		b.Run(p.name+"/injector", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(podBytes))
 			for i := 0; i < b.N; i++ {
-				var rev admissionv1.AdmissionReview
-				if err := json.Unmarshal(body, &rev); err != nil {
-					b.Fatal(err)
-				}
-				req := admission.Request{AdmissionRequest: *rev.Request}
-				resp := h.Handle(context.Background(), req)
-				if len(resp.Patch) == 0 {
+				if resp := roundTrip(b, body, h.Handle); len(resp.Patch) == 0 {
 					b.Fatalf("not injected: %s", resp.Result.Message)
-				}
-				_ = resp.Complete(req)
-				rev.Response = &resp.AdmissionResponse
-				if _, err := json.Marshal(rev); err != nil {
-					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+// decodeOnly is the baseline handler: decode the pod, allow it.
+func decodeOnly(_ context.Context, req admission.Request) admission.Response {
+	if _, err := decodePod(req.Object.Raw); err != nil {
+		return admission.Errored(400, err)
+	}
+	return admission.Allowed("")
+}
+
+// roundTrip does what the webhook server does around a handler: unmarshal
+// the review, handle, complete the response, marshal the review.
+func roundTrip(b *testing.B, body []byte, handle func(context.Context, admission.Request) admission.Response) admission.Response {
+	var rev admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &rev); err != nil {
+		b.Fatal(err)
+	}
+	req := admission.Request{AdmissionRequest: *rev.Request}
+	resp := handle(context.Background(), req)
+	if !resp.Allowed {
+		b.Fatalf("denied: %v", resp.Result)
+	}
+	_ = resp.Complete(req)
+	rev.Response = &resp.AdmissionResponse
+	if _, err := json.Marshal(rev); err != nil {
+		b.Fatal(err)
+	}
+	return resp
 }

@@ -97,40 +97,44 @@ func parseObject(js []byte, defaultNamespace string) (*Object, error) {
 		o.Namespace = defaultNamespace
 	}
 	var err error
+	const tmpl = "/spec/template"
 	switch o.Kind {
 	case "Pod":
-		var p corev1.Pod
-		err = json.Unmarshal(js, &p)
-		o.Template = &corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}
+		o.Template, err = template(js, func(p *corev1.Pod) *corev1.PodTemplateSpec {
+			return &corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}
+		})
 	case "Deployment":
-		var d appsv1.Deployment
-		err = json.Unmarshal(js, &d)
-		o.Template, o.Prefix = &d.Spec.Template, "/spec/template"
+		o.Template, err = template(js, func(d *appsv1.Deployment) *corev1.PodTemplateSpec { return &d.Spec.Template })
+		o.Prefix = tmpl
 	case "StatefulSet":
-		var s appsv1.StatefulSet
-		err = json.Unmarshal(js, &s)
-		o.Template, o.Prefix = &s.Spec.Template, "/spec/template"
+		o.Template, err = template(js, func(s *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &s.Spec.Template })
+		o.Prefix = tmpl
 	case "DaemonSet":
-		var d appsv1.DaemonSet
-		err = json.Unmarshal(js, &d)
-		o.Template, o.Prefix = &d.Spec.Template, "/spec/template"
+		o.Template, err = template(js, func(d *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &d.Spec.Template })
+		o.Prefix = tmpl
 	case "ReplicaSet":
-		var r appsv1.ReplicaSet
-		err = json.Unmarshal(js, &r)
-		o.Template, o.Prefix = &r.Spec.Template, "/spec/template"
+		o.Template, err = template(js, func(r *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &r.Spec.Template })
+		o.Prefix = tmpl
 	case "Job":
-		var j batchv1.Job
-		err = json.Unmarshal(js, &j)
-		o.Template, o.Prefix = &j.Spec.Template, "/spec/template"
+		o.Template, err = template(js, func(j *batchv1.Job) *corev1.PodTemplateSpec { return &j.Spec.Template })
+		o.Prefix = tmpl
 	case "CronJob":
-		var c batchv1.CronJob
-		err = json.Unmarshal(js, &c)
-		o.Template, o.Prefix = &c.Spec.JobTemplate.Spec.Template, "/spec/jobTemplate/spec/template"
+		o.Template, err = template(js, func(c *batchv1.CronJob) *corev1.PodTemplateSpec { return &c.Spec.JobTemplate.Spec.Template })
+		o.Prefix = "/spec/jobTemplate/spec/template"
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.ID(), err)
 	}
 	return o, nil
+}
+
+// template decodes js as a T and returns its pod template.
+func template[T any](js []byte, get func(*T) *corev1.PodTemplateSpec) (*corev1.PodTemplateSpec, error) {
+	var obj T
+	if err := json.Unmarshal(js, &obj); err != nil {
+		return nil, err
+	}
+	return get(&obj), nil
 }
 
 // AnnotationRoot is the field path prefix of the template's annotations,
