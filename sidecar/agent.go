@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/sidecar/clockfault"
+	"github.com/faultline-dev/faultline/sidecar/schedule"
 )
 
 // Options configure the run loop.
@@ -21,6 +25,13 @@ type Options struct {
 	Spec       *v1alpha1.FaultSpec
 	Listen     string
 	PodInfoDir string
+	// TimeFile is the time shim's state file (clock faults).
+	TimeFile string
+	// ProcRoot is where the pod's processes are visible (/proc with
+	// shareProcessNamespace); empty skips the coverage report.
+	ProcRoot string
+	// Seed varies schedule jitter between pods (the pod name).
+	Seed string
 	// PollInterval is how often the pause file is read; the kubelet updates
 	// downward API files on its sync period, so polling loses nothing.
 	PollInterval time.Duration
@@ -28,35 +39,60 @@ type Options struct {
 
 // Status is what /status returns.
 type Status struct {
-	Spec      *v1alpha1.FaultSpec `json:"spec"`
-	Paused    bool                `json:"paused"`
-	Applied   []string            `json:"applied"`
-	NotDone   []string            `json:"notApplied"`
-	UpdatedAt time.Time           `json:"updatedAt"`
+	Spec   *v1alpha1.FaultSpec `json:"spec"`
+	Paused bool                `json:"paused"`
+	// InWindow is false while the schedule has the faults off.
+	InWindow  bool                 `json:"inWindow"`
+	Applied   []string             `json:"applied"`
+	NotDone   []string             `json:"notApplied"`
+	Processes []clockfault.Process `json:"clockProcesses,omitempty"`
+	UpdatedAt time.Time            `json:"updatedAt"`
 }
 
 // Agent is the sidecar's state.
 type Agent struct {
-	opts   Options
-	mu     sync.Mutex
-	status Status
-	reg    *prometheus.Registry
-	paused prometheus.Gauge
+	opts     Options
+	schedule schedule.Schedule
+	start    time.Time
+	clock    *clockDriver
+	mu       sync.Mutex
+	status   Status
+	reg      *prometheus.Registry
+	paused   prometheus.Gauge
+	active   *prometheus.GaugeVec
+	affected *prometheus.GaugeVec
 }
 
 // New builds an agent; nothing starts until Run.
-func New(opts Options) *Agent {
+func New(opts Options) (*Agent, error) {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = time.Second
 	}
-	a := &Agent{opts: opts, reg: prometheus.NewRegistry()}
+	sch, err := schedule.Parse(opts.Spec.Schedule, opts.Seed)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{opts: opts, schedule: sch, reg: prometheus.NewRegistry()}
 	a.paused = prometheus.NewGauge(prometheus.GaugeOpts{Name: "faultline_agent_paused", Help: "1 while the pod's faultline.dev/paused annotation is true."})
-	a.reg.MustRegister(a.paused, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	a.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_fault_active", Help: "1 while faults of this kind are applied."}, []string{"kind"})
+	a.affected = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_clock_affected_processes",
+		Help: "Processes the agent can see, by whether the time shim is loaded in them."}, []string{"affected"})
+	a.reg.MustRegister(a.paused, a.active, a.affected, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
+		if k == "clock" && opts.TimeFile != "" {
+			continue
+		}
 		a.status.NotDone = append(a.status.NotDone, k+": this agent version does not apply "+k+" faults yet")
 	}
-	return a
+	if opts.Spec.HasClock() {
+		if opts.TimeFile == "" {
+			a.status.NotDone = append(a.status.NotDone, "clock: "+EnvTimeFile+" is not set, so there is no time shim to drive")
+		} else if a.clock, err = newClockDriver(opts.Spec, opts.TimeFile); err != nil {
+			return nil, fmt.Errorf("clock faults: %w", err)
+		}
+	}
+	return a, nil
 }
 
 // Run serves HTTP and follows the pause annotation until ctx ends.
@@ -70,30 +106,115 @@ func (a *Agent) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("agent running", "listen", ln.Addr().String(), "faults", a.opts.Spec.Kinds(), "notApplied", a.status.NotDone)
+	if a.clock != nil {
+		log.Info("clock faults reach dynamically linked programs only: statically linked binaries (most Go programs) keep real time")
+	}
 
 	t := time.NewTicker(a.opts.PollInterval)
 	defer t.Stop()
-	a.pollPause(ctx)
-	for {
+	a.start = time.Now()
+	a.tick(ctx, 0)
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_ = srv.Shutdown(shutdown)
-			log.Info("agent stopped; no rules to remove in this version")
+			a.cleanup(ctx)
 			return nil
 		case err := <-errc:
+			a.cleanup(ctx)
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil
 			}
 			return err
 		case <-t.C:
-			a.pollPause(ctx)
+			a.tick(ctx, n)
 		}
 	}
 }
 
-func (a *Agent) pollPause(ctx context.Context) {
+// cleanup removes every fault this agent applied: real time comes back for
+// every process at its next clock call.
+func (a *Agent) cleanup(ctx context.Context) {
+	log := logf.FromContext(ctx)
+	if a.clock != nil {
+		if err := a.clock.stop(); err != nil {
+			log.Error(err, "restoring real time")
+		} else {
+			log.Info("real time restored")
+		}
+	}
+	a.active.Reset()
+	log.Info("agent stopped")
+}
+
+// tick brings applied faults in line with pause and schedule; every tenth
+// tick it also re-checks which processes the shim reaches.
+func (a *Agent) tick(ctx context.Context, n int) {
+	log := logf.FromContext(ctx)
+	now := time.Now()
+	paused := a.pollPause(ctx)
+	inWindow := a.schedule.Active(a.start, now)
+	on := !paused && inWindow
+	var applied []string
+	if a.clock != nil {
+		changed, err := a.clock.set(on, now)
+		switch {
+		case err != nil:
+			log.Error(err, "writing time shim state")
+		case changed:
+			log.Info("clock fault", "on", on, "paused", paused, "inWindow", inWindow)
+		}
+		if on && err == nil {
+			applied = append(applied, "clock")
+		}
+		a.active.WithLabelValues("clock").Set(boolGauge(on && err == nil))
+		if n%10 == 0 && a.opts.ProcRoot != "" {
+			a.reportCoverage(ctx)
+		}
+	}
+	a.mu.Lock()
+	a.status.InWindow = inWindow
+	a.status.Applied = append([]string{}, applied...)
+	a.mu.Unlock()
+}
+
+func (a *Agent) reportCoverage(ctx context.Context) {
+	procs, err := clockfault.Coverage(a.opts.ProcRoot, os.Getpid())
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "listing processes for clock coverage")
+		return
+	}
+	var yes, no int
+	var missed []string
+	for _, p := range procs {
+		if p.Affected {
+			yes++
+		} else {
+			no++
+			missed = append(missed, fmt.Sprintf("%s[%d]: %s", p.Comm, p.PID, p.Reason))
+		}
+	}
+	a.affected.WithLabelValues("true").Set(float64(yes))
+	a.affected.WithLabelValues("false").Set(float64(no))
+	a.mu.Lock()
+	changed := len(procs) != len(a.status.Processes)
+	a.status.Processes = procs
+	a.mu.Unlock()
+	if changed {
+		logf.FromContext(ctx).Info("clock coverage", "affected", yes, "notAffected", no, "notAffectedWhy", missed)
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (a *Agent) pollPause(ctx context.Context) bool {
 	paused, err := PausedFromPodInfo(a.opts.PodInfoDir)
 	if err != nil {
 		// Cannot tell: behave as paused, the smaller of the two outcomes.
@@ -107,11 +228,8 @@ func (a *Agent) pollPause(ctx context.Context) {
 		a.status.Paused = paused
 		a.status.UpdatedAt = time.Now()
 	}
-	if paused {
-		a.paused.Set(1)
-	} else {
-		a.paused.Set(0)
-	}
+	a.paused.Set(boolGauge(paused))
+	return paused
 }
 
 func (a *Agent) mux() *http.ServeMux {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/sidecar/clockfault"
 )
 
 func TestPausedFromTheDownwardAPIFile(t *testing.T) {
@@ -42,7 +43,7 @@ func TestLoadSpecRefusesBadSpecsNamingTheSource(t *testing.T) {
 	}
 }
 
-func TestAgentFollowsThePauseAnnotation(t *testing.T) {
+func TestAgentDrivesTheClockByPauseAndStopsClean(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "annotations")
 	if err := os.WriteFile(file, []byte(`faultline.dev/paused="false"`), 0o644); err != nil {
@@ -52,7 +53,16 @@ func TestAgentFollowsThePauseAnnotation(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	spec, _ := v1alpha1.ParseFaultSpec("clock: {offset: 1s}", nil)
-	a := New(Options{Spec: spec, Listen: addr, PodInfoDir: dir, PollInterval: 10 * time.Millisecond})
+	timeFile := filepath.Join(dir, "time", "state")
+	a, err := New(Options{Spec: spec, Listen: addr, PodInfoDir: dir, TimeFile: timeFile, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := clockfault.Open(timeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer state.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.Run(ctx) }()
@@ -72,21 +82,33 @@ func TestAgentFollowsThePauseAnnotation(t *testing.T) {
 		t.Fatal("agent did not serve /status")
 		return s
 	}
-	if s := status(); s.Paused || len(s.NotDone) != 1 {
-		t.Fatalf("status = %+v, want unpaused with the clock fault reported as not applied", s)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; status %+v, shim state %+v", what, status(), state.Read())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
+	waitFor("the clock fault to apply", func() bool {
+		s := status()
+		return !s.Paused && len(s.Applied) == 1 && state.Read().Enabled && state.Read().Offset == time.Second
+	})
 	if err := os.WriteFile(file, []byte(`faultline.dev/paused="true"`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for !status().Paused {
-		if time.Now().After(deadline) {
-			t.Fatal("agent did not see the pause annotation")
-		}
-		time.Sleep(10 * time.Millisecond)
+	waitFor("the pause to restore real time", func() bool { return status().Paused && !state.Read().Enabled })
+	if err := os.WriteFile(file, []byte(`faultline.dev/paused="false"`), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	waitFor("unpausing to bring the fault back", func() bool { return state.Read().Enabled })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if state.Read().Enabled {
+		t.Fatal("the agent exited leaving the fake clock on")
 	}
 }

@@ -23,6 +23,9 @@ func main() {
 	specFile := fs.String("spec-file", "", "FaultSpec file (YAML or JSON); default: env FAULTLINE_SPEC")
 	listen := fs.String("listen", ":19091", "address for /healthz, /status and /metrics (run)")
 	podInfo := fs.String("podinfo-dir", os.Getenv("FAULTLINE_PODINFO_DIR"), "downward API directory holding the pod's annotations")
+	timeFile := fs.String("time-file", os.Getenv(sidecar.EnvTimeFile), "time shim state file (clock faults)")
+	shimSrc := fs.String("shim-src", sidecar.DefaultShimSource, "libfaultline-time.so to install (init)")
+	procRoot := fs.String("proc", "/proc", "where the pod's processes are visible, for clock coverage; empty disables")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	if err := fs.Parse(os.Args[2:]); err != nil {
@@ -36,13 +39,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
 		os.Exit(2)
 	}
+	ctx := ctrl.LoggerInto(ctrl.SetupSignalHandler(), log)
 	if cmd == "init" {
-		log.Info("init: spec valid; nothing to prepare in this version", "faults", spec.Kinds())
+		if err := sidecar.InitClock(ctx, spec, *timeFile, *shimSrc); err != nil {
+			log.Error(err, "init failed")
+			os.Exit(1)
+		}
+		log.Info("init done", "faults", spec.Kinds())
 		return
 	}
-	ctx := ctrl.SetupSignalHandler()
-	ctx = ctrl.LoggerInto(ctx, log)
-	if err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, PodInfoDir: *podInfo}).Run(ctx); err != nil {
+	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, PodInfoDir: *podInfo,
+		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
+		os.Exit(2)
+	}
+	if err := agent.Run(ctx); err != nil {
 		log.Error(err, "agent failed")
 		os.Exit(1)
 	}

@@ -43,7 +43,6 @@ func build(t *testing.T) tools {
 				buildErr = fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
 			}
 		}
-		run(filepath.Join(root, "hack", "build-timeshim.sh"), buildDir)
 		src := filepath.Join(root, "sidecar", "clockfault", "testdata", "clockprobe.c")
 		run("cc", "-O2", "-pthread", "-o", filepath.Join(buildDir, "probe"), src)
 		run("cc", "-O2", "-static", "-pthread", "-o", filepath.Join(buildDir, "probe-static"), src)
@@ -51,7 +50,7 @@ func build(t *testing.T) tools {
 	if buildErr != nil {
 		t.Fatalf("building the shim and probe (needs gcc and libc6-dev): %v", buildErr)
 	}
-	return tools{filepath.Join(buildDir, ShimName), filepath.Join(buildDir, "probe"), filepath.Join(buildDir, "probe-static")}
+	return tools{testenv.TimeShim(t), filepath.Join(buildDir, "probe"), filepath.Join(buildDir, "probe-static")}
 }
 
 // stateFile creates a state file holding st in a fresh directory.

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/faultline-dev/faultline/hack/testenv"
+	"github.com/faultline-dev/faultline/sidecar/clockfault"
+)
+
+// The agent binary as the pod runs it: init installs the shim and the state
+// file, run drives it by the pause annotation, SIGTERM restores real time.
+func TestAgentBinaryDrivesAClockFaultEndToEnd(t *testing.T) {
+	agent := testenv.GoBinary(t, "./cmd/faultline-agent")
+	shim := testenv.TimeShim(t)
+	dir := t.TempDir()
+	timeFile := filepath.Join(dir, "time", "state")
+	podinfo := filepath.Join(dir, "podinfo")
+	if err := os.MkdirAll(podinfo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	setPaused := func(v string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(podinfo, "annotations"), []byte(`faultline.dev/paused="`+v+`"`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPaused("false")
+	env := append(os.Environ(), `FAULTLINE_SPEC={"clock":{"offset":"+1h"}}`, "FAULTLINE_TIME_FILE="+timeFile, "FAULTLINE_PODINFO_DIR="+podinfo)
+
+	init := exec.Command(agent, "init", "--shim-src", shim)
+	init.Env = env
+	if out, err := init.CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	installed := filepath.Join(dir, "time", clockfault.ShimName)
+	// offset runs date under the installed shim and returns its clock minus real time.
+	offset := func() time.Duration {
+		t.Helper()
+		cmd := exec.Command("date", "+%s")
+		cmd.Env = append(os.Environ(), "LD_PRELOAD="+installed, "FAULTLINE_TIME_FILE="+timeFile)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secs, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		return time.Duration(secs-time.Now().Unix()) * time.Second
+	}
+	near := func(d, want time.Duration) bool { return d-want <= 2*time.Second && want-d <= 2*time.Second }
+	if d := offset(); !near(d, time.Hour) {
+		t.Fatalf("after init, date is %s off; want +1h", d)
+	}
+
+	run := exec.Command(agent, "run", "--listen=127.0.0.1:0", "--proc=")
+	run.Env = env
+	run.Stdout, run.Stderr = os.Stderr, os.Stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	t.Cleanup(func() { _ = run.Process.Kill() })
+
+	waitOffset := func(what string, want time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !near(offset(), want) {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("%s: date still %s off after 5s", what, offset())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	waitOffset("running", time.Hour)
+	setPaused("true")
+	t.Logf("pause annotation -> real time in %s", waitOffset("paused", 0).Round(time.Millisecond))
+	setPaused("false")
+	t.Logf("unpause -> fake time in %s", waitOffset("unpaused", time.Hour).Round(time.Millisecond))
+
+	sent := time.Now()
+	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("agent exit: %v", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("agent did not exit within 1s of SIGTERM")
+	}
+	t.Logf("SIGTERM -> exited with real time restored in %s", time.Since(sent).Round(time.Millisecond))
+	if d := offset(); !near(d, 0) {
+		t.Fatalf("after SIGTERM date is %s off; want real time", d)
+	}
+}
