@@ -4,3 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 go test ./webhook/ -run '^$' -bench BenchmarkAdmission -benchtime "${BENCHTIME:-2s}" -count "${COUNT:-3}" "$@"
+echo
+go run ./hack/bench-timeshim

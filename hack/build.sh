@@ -8,3 +8,5 @@ for cmd in faultline faultline-webhook faultline-agent; do
   go build -trimpath -ldflags "-X main.version=$version" -o "bin/$cmd" "./cmd/$cmd"
 done
 echo "built bin/faultline bin/faultline-webhook bin/faultline-agent ($version)"
+hack/build-timeshim.sh bin
+echo "built bin/libfaultline-time.so$( [[ -f bin/libfaultline-time-musl.so ]] && echo ' bin/libfaultline-time-musl.so')"
