@@ -1,0 +1,342 @@
+package netfault
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+// Chain names. Everything faultline adds lives in these chains, reached by
+// one jump from the built-in chain, so finding and removing it is exact.
+const (
+	ChainOut = "FAULTLINE-OUTPUT"
+	ChainIn  = "FAULTLINE-INPUT"
+	// Comment marks faultline's jump rules in the built-in chains.
+	Comment = "faultline"
+)
+
+// Capabilities are what the kernel in the pod's netns can do (Probe).
+type Capabilities struct {
+	Netem bool `json:"netem"`
+	// NFQueue: the in-agent delay engine could run.
+	NFQueue bool `json:"nfqueue"`
+}
+
+// Options are what the builder needs besides the spec.
+type Options struct {
+	// ExemptPorts are local ports never touched (the agent's own, the
+	// kubelet's probes).
+	ExemptPorts []int32
+	// APIServer addresses are exempt unless a rule names them.
+	APIServer []netip.Prefix
+	// Resolve maps a host name in a rule to its current addresses.
+	Resolve func(host string) ([]netip.Addr, error)
+	Caps    Capabilities
+}
+
+// Plan is the builder's output: what to apply, and what could not be.
+type Plan struct {
+	// Restore is the iptables-restore --noflush payload for the filter
+	// table; declaring the chains flushes them, so it replaces, never adds.
+	Restore string
+	// Refused lists faults this kernel or agent cannot apply, with why.
+	Refused []string
+	// Active lists the fault kinds the payload applies.
+	Active []string
+}
+
+// match is one iptables match for a target, in one direction.
+type match struct {
+	addr  string // "-d 10.0.0.0/8" / "-s ..." or ""
+	proto string // tcp, udp or "" for both
+	port  string // "--dport 5432" / "--sport ..." or ""
+}
+
+// Build turns the spec's network rules into a plan. It is pure: the same
+// inputs give the same payload byte for byte (golden-tested).
+func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
+	var p Plan
+	var out, in []string
+	// Exemptions first: a RETURN ends faultline's chain for that packet.
+	for _, port := range sortedPorts(o.ExemptPorts) {
+		ps := strconv.Itoa(int(port))
+		in = append(in, "-p tcp --dport "+ps+" -j RETURN")
+		out = append(out, "-p tcp --sport "+ps+" -j RETURN")
+	}
+	named := namedPrefixes(spec)
+	for _, pfx := range o.APIServer {
+		if !slices.Contains(named, pfx) {
+			out = append(out, "-d "+pfx.String()+" -j RETURN")
+			in = append(in, "-s "+pfx.String()+" -j RETURN")
+		}
+	}
+	kinds := map[string]bool{}
+	for i, r := range spec.Network {
+		ro, ri, refused, err := buildRule(i, &r, o, kinds)
+		if err != nil {
+			return Plan{}, err
+		}
+		out, in = append(out, ro...), append(in, ri...)
+		p.Refused = append(p.Refused, refused...)
+	}
+	if spec.DNS != nil {
+		p.Refused = append(p.Refused, "dns: DNS failures need the agent's DNS responder, not built yet")
+	}
+	for _, k := range []string{"partition", "reset", "loss"} {
+		if kinds[k] {
+			p.Active = append(p.Active, k)
+		}
+	}
+	out, in = dedupe(out), dedupe(in)
+	var b strings.Builder
+	b.WriteString("*filter\n")
+	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n", ChainOut, ChainIn)
+	for _, r := range out {
+		fmt.Fprintf(&b, "-A %s %s\n", ChainOut, r)
+	}
+	for _, r := range in {
+		fmt.Fprintf(&b, "-A %s %s\n", ChainIn, r)
+	}
+	b.WriteString("COMMIT\n")
+	p.Restore = b.String()
+	return p, nil
+}
+
+func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool) (out, in, refused []string, err error) {
+	where := fmt.Sprintf("network[%d]", i)
+	refuse := func(field, why string) { refused = append(refused, where+"."+field+": "+why) }
+	if r.Delay != "" || r.Jitter != "" {
+		if o.Caps.Netem {
+			refuse("delay", "netem is present but the netem layout is not built yet")
+		} else {
+			refuse("delay", "this kernel has no sch_netem and the NFQUEUE delay engine is not built yet")
+		}
+	}
+	for field, v := range map[string]string{"duplicate": r.Duplicate, "corrupt": r.Corrupt, "reorder": r.Reorder} {
+		if v != "" {
+			refuse(field, "needs sch_netem"+map[bool]string{true: " (layout not built yet)", false: ", which this kernel lacks"}[o.Caps.Netem])
+		}
+	}
+	if r.Bandwidth != "" {
+		refuse("bandwidth", "TBF/IFB shaping is not built yet")
+	}
+	slices.Sort(refused)
+	if !r.Partition && !r.Reset && r.Loss == "" {
+		return nil, nil, refused, nil
+	}
+
+	targets, err := expand(r.To, o.Resolve)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s.to: %w", where, err)
+	}
+	excepts, err := expand(r.Except, o.Resolve)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s.except: %w", where, err)
+	}
+	egress := r.Direction != v1alpha1.DirectionIngress
+	ingress := r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth
+	targets = slices.DeleteFunc(targets, func(t v1alpha1.Target) bool {
+		if t.Prefix.IsValid() && !t.Prefix.Addr().Is4() {
+			refuse("to", t.String()+": IPv6 destinations are not supported yet")
+			return true
+		}
+		return false
+	})
+	excepts = slices.DeleteFunc(excepts, func(t v1alpha1.Target) bool { return t.Prefix.IsValid() && !t.Prefix.Addr().Is4() })
+	if len(targets) == 0 {
+		if len(r.To) > 0 {
+			return nil, nil, refused, nil // every destination was refused
+		}
+		targets = []v1alpha1.Target{{}}
+	}
+	// Excepts RETURN before this rule's drops. A RETURN leaves faultline's
+	// chain, so the address is also spared by later rules: "never touched".
+	for _, e := range excepts {
+		for _, m := range egressMatches(e) {
+			out = append(out, m.join("-j RETURN"))
+		}
+		for _, m := range egressReplyMatches(e) {
+			in = append(in, m.join("-j RETURN"))
+		}
+		for _, m := range ingressMatches(e) {
+			in = append(in, m.join("-j RETURN"))
+		}
+	}
+	for _, t := range targets {
+		switch {
+		case r.Reset:
+			kinds["reset"] = true
+			if egress {
+				// A locally generated SYN rejected in OUTPUT is answered
+				// by a RST to our own socket: connect() is refused at once.
+				for _, m := range egressMatches(t) {
+					if m.proto == "" || m.proto == "tcp" {
+						m.proto = "tcp"
+						out = append(out, m.join("-j REJECT --reject-with tcp-reset"))
+					}
+				}
+				if r.Partition {
+					for _, m := range egressReplyMatches(t) {
+						if m.proto == "udp" || m.proto == "" {
+							m.proto = "udp"
+							in = append(in, m.join("-j DROP"))
+						}
+					}
+				}
+			}
+			if ingress {
+				for _, m := range ingressMatches(t) {
+					if m.proto == "" || m.proto == "tcp" {
+						m.proto = "tcp"
+						in = append(in, m.join("-j REJECT --reject-with tcp-reset"))
+					}
+				}
+			}
+		case r.Partition:
+			kinds["partition"] = true
+			// Silent like a real partition: the replies never arrive, so
+			// connect() times out instead of failing with EPERM, which a
+			// DROP in OUTPUT would hand back to the local sender.
+			if egress {
+				for _, m := range egressReplyMatches(t) {
+					in = append(in, m.join("-j DROP"))
+				}
+			}
+			if ingress {
+				for _, m := range ingressMatches(t) {
+					in = append(in, m.join("-j DROP"))
+				}
+			}
+		case r.Loss != "":
+			kinds["loss"] = true
+			frac, _ := v1alpha1.ParsePercent(r.Loss) // validated already
+			stat := "-m statistic --mode random --probability " + strconv.FormatFloat(frac, 'f', 6, 64) + " -j DROP"
+			// Without netem, egress loss drops the inbound half (the
+			// target's packets to us): silent to the sender, and each
+			// round trip is lost with the requested probability.
+			if egress {
+				for _, m := range egressReplyMatches(t) {
+					in = append(in, m.join(stat))
+				}
+			}
+			if ingress {
+				for _, m := range ingressMatches(t) {
+					in = append(in, m.join(stat))
+				}
+			}
+		}
+	}
+	return out, in, refused, nil
+}
+
+func (m match) join(action string) string {
+	var parts []string
+	if m.addr != "" {
+		parts = append(parts, m.addr)
+	}
+	if m.proto != "" {
+		parts = append(parts, "-p "+m.proto)
+	}
+	if m.port != "" {
+		parts = append(parts, m.port)
+	}
+	parts = append(parts, action)
+	return strings.Join(parts, " ")
+}
+
+// egressMatches match packets we send to t (remote address and port).
+func egressMatches(t v1alpha1.Target) []match {
+	return withProtos(t, "-d", "--dport")
+}
+
+// egressReplyMatches match packets t sends back to us.
+func egressReplyMatches(t v1alpha1.Target) []match {
+	return withProtos(t, "-s", "--sport")
+}
+
+// ingressMatches match packets from peer t to our local port.
+func ingressMatches(t v1alpha1.Target) []match {
+	return withProtos(t, "-s", "--dport")
+}
+
+func withProtos(t v1alpha1.Target, addrFlag, portFlag string) []match {
+	var addr string
+	if t.Prefix.IsValid() {
+		addr = addrFlag + " " + t.Prefix.String()
+	}
+	if t.Port == 0 {
+		return []match{{addr: addr, proto: t.Protocol}}
+	}
+	port := portFlag + " " + strconv.Itoa(int(t.Port))
+	if t.Protocol != "" {
+		return []match{{addr: addr, proto: t.Protocol, port: port}}
+	}
+	// A port needs a protocol in iptables: one line each.
+	return []match{{addr, "tcp", port}, {addr, "udp", port}}
+}
+
+// expand parses targets and resolves host names to one target per address.
+func expand(raw []string, resolve func(string) ([]netip.Addr, error)) ([]v1alpha1.Target, error) {
+	var out []v1alpha1.Target
+	for _, s := range raw {
+		t, err := v1alpha1.ParseTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		if t.Host == "" {
+			out = append(out, t)
+			continue
+		}
+		if resolve == nil {
+			return nil, fmt.Errorf("%s: no resolver", t.Host)
+		}
+		addrs, err := resolve(t.Host)
+		if err != nil {
+			return nil, fmt.Errorf("resolving %s: %w", t.Host, err)
+		}
+		slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+		for _, a := range addrs {
+			c := t
+			c.Host, c.Prefix = "", netip.PrefixFrom(a, a.BitLen())
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// namedPrefixes are addresses rules name explicitly (they lift the API
+// server exemption).
+func namedPrefixes(spec *v1alpha1.FaultSpec) []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range spec.Network {
+		for _, s := range r.To {
+			if t, err := v1alpha1.ParseTarget(s); err == nil && t.Prefix.IsValid() {
+				out = append(out, t.Prefix)
+			}
+		}
+	}
+	return out
+}
+
+// dedupe drops repeated rules, keeping the first (order is semantics).
+func dedupe(rules []string) []string {
+	seen := map[string]bool{}
+	out := rules[:0]
+	for _, r := range rules {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func sortedPorts(p []int32) []int32 {
+	s := slices.Clone(p)
+	slices.Sort(s)
+	return slices.Compact(s)
+}

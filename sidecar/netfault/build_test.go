@@ -1,0 +1,112 @@
+package netfault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/faultline-dev/faultline/hack/golden"
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+func testOptions() Options {
+	return Options{
+		ExemptPorts: []int32{19091, 8080, 8080},
+		APIServer:   []netip.Prefix{netip.MustParsePrefix("10.96.0.1/32")},
+		Resolve: func(host string) ([]netip.Addr, error) {
+			switch host {
+			case "postgres.db.svc":
+				return []netip.Addr{netip.MustParseAddr("10.1.0.12"), netip.MustParseAddr("10.1.0.11")}, nil
+			case "v6only.svc":
+				return []netip.Addr{netip.MustParseAddr("fd00::1")}, nil
+			}
+			return nil, errors.New("no such host")
+		},
+	}
+}
+
+// The builder is pure: goldens pin the exact payload for each kind of rule.
+func TestBuildAsTheGoldenFilesShow(t *testing.T) {
+	specs, _ := filepath.Glob("testdata/build/*.spec.yaml")
+	if len(specs) == 0 {
+		t.Fatal("no specs")
+	}
+	for _, f := range specs {
+		name := strings.TrimSuffix(filepath.Base(f), ".spec.yaml")
+		t.Run(strings.ReplaceAll(name, "-", " "), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, errs := v1alpha1.ParseFaultSpec(string(data), nil)
+			if len(errs) > 0 {
+				t.Fatal(errs.ToAggregate())
+			}
+			plan, err := Build(spec, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "# active: %v\n", plan.Active)
+			for _, r := range plan.Refused {
+				fmt.Fprintf(&b, "# refused: %s\n", r)
+			}
+			b.WriteString(plan.Restore)
+			golden.Assert(t, filepath.Join("testdata", "build", name+".golden"), []byte(b.String()))
+		})
+	}
+	golden.CheckStale(t, "testdata/build/*.golden")
+}
+
+func TestBuildFailsOnAnUnresolvableHost(t *testing.T) {
+	spec, _ := v1alpha1.ParseFaultSpec("network: [{partition: true, to: [nowhere.svc]}]", nil)
+	if _, err := Build(spec, testOptions()); err == nil || !strings.Contains(err.Error(), "network[0].to: resolving nowhere.svc") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Apply and Remove read once and write once; the recorded commands show the
+// jump added when missing, de-duplicated after a crash, and nothing of other
+// owners named.
+func TestApplyAndRemoveCommands(t *testing.T) {
+	spec, _ := v1alpha1.ParseFaultSpec("network: [{partition: true, to: [':5432/tcp']}]", nil)
+	plan, err := Build(spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const save = "iptables -w 5 -t filter -S"
+	clean := "-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-N OTHER\n-A INPUT -j OTHER\n"
+	applied := clean + "-N FAULTLINE-INPUT\n-N FAULTLINE-OUTPUT\n" +
+		"-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n-A OUTPUT -m comment --comment faultline -j FAULTLINE-OUTPUT\n"
+	crashed := applied + "-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n"
+	cases := []struct {
+		name, state string
+		remove      bool
+	}{
+		{"apply to a clean netns", clean, false},
+		{"apply again changes only the chains", applied, false},
+		{"apply after a crash left two jumps", crashed, false},
+		{"remove everything faultline made", crashed, true},
+		{"remove when nothing is there", clean, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &Recorder{Out: map[string]string{save: c.state}}
+			if c.remove {
+				err = Remove(context.Background(), rec)
+			} else {
+				err = Apply(context.Background(), rec, plan)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden.Assert(t, filepath.Join("testdata", "commands", strings.ReplaceAll(c.name, " ", "-")+".golden"), []byte(strings.Join(rec.Calls, "")))
+		})
+	}
+	golden.CheckStale(t, "testdata/commands/*.golden")
+}
