@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/sidecar/clockfault"
+	"github.com/faultline-dev/faultline/sidecar/netfault"
 	"github.com/faultline-dev/faultline/sidecar/schedule"
 )
 
@@ -32,6 +34,10 @@ type Options struct {
 	ProcRoot string
 	// Seed varies schedule jitter between pods (the pod name).
 	Seed string
+	// NetRunner runs iptables/tc in the pod's netns; nil runs them here.
+	NetRunner netfault.Runner
+	// ExemptPorts are the probe ports and the agent's own port.
+	ExemptPorts []int32
 	// PollInterval is how often the pause file is read; the kubelet updates
 	// downward API files on its sync period, so polling loses nothing.
 	PollInterval time.Duration
@@ -46,7 +52,9 @@ type Status struct {
 	Applied   []string             `json:"applied"`
 	NotDone   []string             `json:"notApplied"`
 	Processes []clockfault.Process `json:"clockProcesses,omitempty"`
-	UpdatedAt time.Time            `json:"updatedAt"`
+	// Capabilities of the pod's kernel, probed at start.
+	Capabilities *netfault.Capabilities `json:"capabilities,omitempty"`
+	UpdatedAt    time.Time              `json:"updatedAt"`
 }
 
 // Agent is the sidecar's state.
@@ -55,6 +63,7 @@ type Agent struct {
 	schedule schedule.Schedule
 	start    time.Time
 	clock    *clockDriver
+	net      *netDriver
 	mu       sync.Mutex
 	status   Status
 	reg      *prometheus.Registry
@@ -80,7 +89,7 @@ func New(opts Options) (*Agent, error) {
 	a.reg.MustRegister(a.paused, a.active, a.affected, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
-		if k == "clock" && opts.TimeFile != "" {
+		if k == "clock" && opts.TimeFile != "" || k == "network" {
 			continue
 		}
 		a.status.NotDone = append(a.status.NotDone, k+": this agent version does not apply "+k+" faults yet")
@@ -110,6 +119,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		log.Info("clock faults reach dynamically linked programs only: statically linked binaries (most Go programs) keep real time")
 	}
 
+	if len(a.opts.Spec.Network) > 0 {
+		runner := a.opts.NetRunner
+		if runner == nil {
+			runner = netfault.Exec{}
+		}
+		a.net = newNetDriver(ctx, a.opts.Spec, runner, a.opts.ExemptPorts)
+		log.Info("network capabilities", "netem", a.net.caps.Netem, "nfqueue", a.net.caps.NFQueue)
+		// A previous run may have crashed: start from nothing.
+		if err := a.net.cleanup(ctx); err != nil {
+			log.Error(err, "removing leftover rules")
+		}
+		a.mu.Lock()
+		a.status.Capabilities = &a.net.caps
+		a.mu.Unlock()
+	}
 	t := time.NewTicker(a.opts.PollInterval)
 	defer t.Stop()
 	a.start = time.Now()
@@ -135,14 +159,25 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // cleanup removes every fault this agent applied: real time comes back for
-// every process at its next clock call.
-func (a *Agent) cleanup(ctx context.Context) {
+// every process at its next clock call, the rules leave the netns. It runs
+// after ctx is cancelled (SIGTERM), so it works on a context of its own.
+func (a *Agent) cleanup(parent context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
+	defer cancel()
 	log := logf.FromContext(ctx)
 	if a.clock != nil {
 		if err := a.clock.stop(); err != nil {
 			log.Error(err, "restoring real time")
 		} else {
 			log.Info("real time restored")
+		}
+	}
+	if a.net != nil {
+		start := time.Now()
+		if err := a.net.cleanup(ctx); err != nil {
+			log.Error(err, "removing network rules")
+		} else {
+			log.Info("network rules removed", "took", time.Since(start))
 		}
 	}
 	a.active.Reset()
@@ -174,9 +209,29 @@ func (a *Agent) tick(ctx context.Context, n int) {
 			a.reportCoverage(ctx)
 		}
 	}
+	var refused []string
+	if a.net != nil {
+		changed, took, err := a.net.set(ctx, on)
+		switch {
+		case err != nil:
+			log.Error(err, "network rules", "on", on)
+		case changed:
+			log.Info("network faults", "on", on, "active", a.net.plan.Active, "refused", a.net.plan.Refused, "took", took)
+		}
+		if on && err == nil {
+			applied = append(applied, a.net.plan.Active...)
+		}
+		for _, k := range []string{"partition", "reset", "loss"} {
+			a.active.WithLabelValues(k).Set(boolGauge(on && err == nil && slices.Contains(a.net.plan.Active, k)))
+		}
+		refused = a.net.plan.Refused
+	}
 	a.mu.Lock()
 	a.status.InWindow = inWindow
 	a.status.Applied = append([]string{}, applied...)
+	if a.net != nil && len(refused) > 0 {
+		a.status.NotDone = append([]string{}, refused...)
+	}
 	a.mu.Unlock()
 }
 

@@ -5,12 +5,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/faultline-dev/faultline/sidecar"
+	"github.com/faultline-dev/faultline/sidecar/netfault"
 )
 
 func main() {
@@ -39,9 +41,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
 		os.Exit(2)
 	}
+	exempt, err := sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faultline-agent: %s: %v\n", sidecar.EnvProbePorts, err)
+		os.Exit(2)
+	}
+	if _, p, err := net.SplitHostPort(*listen); err == nil {
+		if ports, err := sidecar.ParsePorts(p); err == nil {
+			exempt = append(exempt, ports...)
+		}
+	}
 	ctx := ctrl.LoggerInto(ctrl.SetupSignalHandler(), log)
 	if cmd == "init" {
 		if err := sidecar.InitClock(ctx, spec, *timeFile, *shimSrc); err != nil {
+			log.Error(err, "init failed")
+			os.Exit(1)
+		}
+		if err := sidecar.InitNetwork(ctx, spec, netfault.Exec{}, exempt); err != nil {
 			log.Error(err, "init failed")
 			os.Exit(1)
 		}
@@ -49,7 +65,7 @@ func main() {
 		return
 	}
 	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, PodInfoDir: *podInfo,
-		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME")})
+		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME"), ExemptPorts: exempt})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
 		os.Exit(2)

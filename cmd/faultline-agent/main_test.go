@@ -101,3 +101,79 @@ func TestAgentBinaryDrivesAClockFaultEndToEnd(t *testing.T) {
 		t.Fatalf("after SIGTERM date is %s off; want real time", d)
 	}
 }
+
+// The network lifecycle with the real binary in a real network namespace:
+// 100 SIGKILLs and restarts leave exactly one copy of the rules, and SIGTERM
+// leaves none within 1s.
+func TestAgentBinaryNetworkLifecycleSurvivesSIGKILL(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root for ip netns and iptables")
+	}
+	agent := testenv.GoBinary(t, "./cmd/faultline-agent")
+	ns := "fl-agent-" + strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	save := func(chain string) string {
+		args := []string{"netns", "exec", ns, "iptables", "-S"}
+		if chain != "" {
+			args = append(args, chain)
+		}
+		out, _ := exec.Command("ip", args...).Output()
+		return string(out)
+	}
+	spec := `{"network":[{"partition":true,"to":["10.9.0.0/16:5432"]},{"loss":"5%","direction":"both","to":[":53/udp"]},{"reset":true,"to":["10.8.0.1:443"]}]}`
+	start := func() *exec.Cmd {
+		cmd := exec.Command("ip", "netns", "exec", ns, agent, "run", "--listen=127.0.0.1:0", "--proc=")
+		cmd.Env = append(os.Environ(), "FAULTLINE_SPEC="+spec, "FAULTLINE_PROBE_PORTS=8080")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(save(""), "-j FAULTLINE-INPUT") {
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatal("agent did not apply rules within 5s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return cmd
+	}
+	first := start()
+	want := save("FAULTLINE-INPUT") + save("FAULTLINE-OUTPUT")
+	_ = first.Process.Kill()
+	_ = first.Wait()
+	for i := 0; i < 100; i++ {
+		cmd := start()
+		// Kill at a different moment each time, sometimes mid-apply.
+		time.Sleep(time.Duration(i%7) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+	last := start()
+	if got := save("FAULTLINE-INPUT") + save("FAULTLINE-OUTPUT"); got != want {
+		t.Errorf("after 100 SIGKILLs the chains differ:\nwant\n%s\ngot\n%s", want, got)
+	}
+	all := save("")
+	for _, jump := range []string{"-j FAULTLINE-INPUT", "-j FAULTLINE-OUTPUT"} {
+		if c := strings.Count(all, jump); c != 1 {
+			t.Errorf("%d jumps %q, want exactly 1:\n%s", c, jump, all)
+		}
+	}
+	sent := time.Now()
+	_ = last.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- last.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("agent did not exit within 1s of SIGTERM")
+	}
+	took := time.Since(sent)
+	if s := save(""); strings.Contains(s, "FAULTLINE") || strings.Contains(s, "faultline") {
+		t.Fatalf("rules left after SIGTERM:\n%s", s)
+	}
+	t.Logf("100 SIGKILL/restart cycles: one copy of %d rules; SIGTERM -> all removed and exited in %s",
+		strings.Count(want, "-A "), took.Round(time.Millisecond))
+}

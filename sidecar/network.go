@@ -1,0 +1,131 @@
+package sidecar
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/sidecar/netfault"
+)
+
+// EnvProbePorts lists the kubelet's probe ports (set by the webhook).
+const EnvProbePorts = "FAULTLINE_PROBE_PORTS"
+
+// ParsePorts reads "8080,9090" into ports; bad entries are an error naming them.
+func ParsePorts(s string) ([]int32, error) {
+	var out []int32
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("port %q: want 1-65535", f)
+		}
+		out = append(out, int32(n))
+	}
+	return out, nil
+}
+
+// apiServerPrefixes is the in-cluster API server address, exempt unless named.
+func apiServerPrefixes() []netip.Prefix {
+	a, err := netip.ParseAddr(os.Getenv("KUBERNETES_SERVICE_HOST"))
+	if err != nil {
+		return nil
+	}
+	return []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}
+}
+
+// netDriver keeps faultline's iptables chains in line with what should be on.
+type netDriver struct {
+	runner netfault.Runner
+	spec   *v1alpha1.FaultSpec
+	opts   netfault.Options
+	caps   netfault.Capabilities
+	on     bool
+	known  bool
+	plan   netfault.Plan
+}
+
+func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt []int32) *netDriver {
+	caps := netfault.Probe(ctx, runner)
+	return &netDriver{runner: runner, spec: spec, caps: caps, opts: netfault.Options{
+		ExemptPorts: exempt,
+		APIServer:   apiServerPrefixes(),
+		Resolve:     resolve,
+		Caps:        caps,
+	}}
+}
+
+func resolve(host string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// build computes the plan (resolving host names now).
+func (d *netDriver) build() error {
+	plan, err := netfault.Build(d.spec, d.opts)
+	if err != nil {
+		return err
+	}
+	d.plan = plan
+	return nil
+}
+
+// set applies or removes the rules when the desired state changes.
+func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.Duration, err error) {
+	if d.known && on == d.on {
+		return false, 0, nil
+	}
+	start := time.Now()
+	if on {
+		if err = d.build(); err == nil {
+			err = netfault.Apply(ctx, d.runner, d.plan)
+		}
+	} else {
+		err = netfault.Remove(ctx, d.runner)
+	}
+	if err != nil {
+		return false, time.Since(start), err
+	}
+	d.on, d.known = on, true
+	return true, time.Since(start), nil
+}
+
+// cleanup removes whatever any run of the agent left (start and SIGTERM).
+func (d *netDriver) cleanup(ctx context.Context) error {
+	d.known = false
+	return netfault.Remove(ctx, d.runner)
+}
+
+// InitNetwork is `faultline-agent init` for network faults: clear what an
+// earlier pod incarnation left and apply, so the rules exist before the app's
+// first connection. Running it twice gives the same rules once.
+func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt []int32) error {
+	if len(spec.Network) == 0 {
+		return nil
+	}
+	d := newNetDriver(ctx, spec, runner, exempt)
+	logf.FromContext(ctx).Info("network capabilities", "netem", d.caps.Netem, "nfqueue", d.caps.NFQueue)
+	if err := d.cleanup(ctx); err != nil {
+		return err
+	}
+	if spec.Schedule != nil {
+		return nil // run decides when the first window opens
+	}
+	if _, _, err := d.set(ctx, true); err != nil {
+		return err
+	}
+	logf.FromContext(ctx).Info("network rules applied", "active", d.plan.Active, "refused", d.plan.Refused)
+	return nil
+}
