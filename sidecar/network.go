@@ -63,6 +63,7 @@ func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault
 		APIServer:   apiServerPrefixes(),
 		Resolve:     resolve,
 		Caps:        caps,
+		Interface:   netfault.DefaultInterface(ctx, runner),
 	}}
 }
 
@@ -93,7 +94,7 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 			err = netfault.Apply(ctx, d.runner, d.plan)
 		}
 	} else {
-		err = netfault.Remove(ctx, d.runner)
+		err = netfault.Remove(ctx, d.runner, d.opts.Interface)
 	}
 	if err != nil {
 		return false, time.Since(start), err
@@ -105,7 +106,7 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 // cleanup removes whatever any run of the agent left (start and SIGTERM).
 func (d *netDriver) cleanup(ctx context.Context) error {
 	d.known = false
-	return netfault.Remove(ctx, d.runner)
+	return netfault.Remove(ctx, d.runner, d.opts.Interface)
 }
 
 // InitNetwork is `faultline-agent init` for network faults: clear what an

@@ -44,12 +44,16 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 	if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
 		return fmt.Errorf("applying rules: %w", err)
 	}
-	return nil
+	return applyShaping(ctx, r, plan)
 }
 
-// Remove deletes every jump and chain faultline owns, leaving everything
-// else as it was. Removing nothing is not an error.
-func Remove(ctx context.Context, r Runner) error {
+// Remove deletes every jump, chain, qdisc and device faultline owns, leaving
+// everything else as it was. Removing nothing is not an error. iface is the
+// shaped interface ("" when there is none).
+func Remove(ctx context.Context, r Runner, iface string) error {
+	if err := removeShaping(ctx, r, iface); err != nil {
+		return err
+	}
 	current, err := r.Run(ctx, nil, "iptables", "-w", "5", "-t", "filter", "-S")
 	if err != nil {
 		return fmt.Errorf("reading rules: %w", err)
@@ -93,7 +97,7 @@ func Probe(ctx context.Context, r Runner) Capabilities {
 	var c Capabilities
 	// A dummy link is the only safe place to try a netem qdisc.
 	const probeLink = "fl-probe0"
-	if _, err := r.Run(ctx, nil, "ip", "link", "add", probeLink, "type", "dummy"); err == nil {
+	if _, err := r.Run(ctx, nil, "ip", "link", "add", probeLink, "type", "veth", "peer", "name", "fl-probe1"); err == nil {
 		_, err := r.Run(ctx, nil, "tc", "qdisc", "add", "dev", probeLink, "root", "netem", "delay", "1ms")
 		c.Netem = err == nil
 		_, _ = r.Run(ctx, nil, "ip", "link", "del", probeLink)

@@ -36,6 +36,8 @@ type Options struct {
 	// Resolve maps a host name in a rule to its current addresses.
 	Resolve func(host string) ([]netip.Addr, error)
 	Caps    Capabilities
+	// Interface is shaped for bandwidth faults (the default route's).
+	Interface string
 }
 
 // Plan is the builder's output: what to apply, and what could not be.
@@ -47,6 +49,10 @@ type Plan struct {
 	Refused []string
 	// Active lists the fault kinds the payload applies.
 	Active []string
+	// Shape holds the tc/ip commands for bandwidth, run in order on a
+	// clean slate; Interface is where.
+	Shape     [][]string
+	Interface string
 }
 
 // match is one iptables match for a target, in one direction.
@@ -83,10 +89,17 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 		out, in = append(out, ro...), append(in, ri...)
 		p.Refused = append(p.Refused, refused...)
 	}
+	shape, shaped, shapeRefused, err := shaping(spec, o.Interface, o)
+	if err != nil {
+		return Plan{}, err
+	}
+	p.Shape, p.Interface = shape, o.Interface
+	p.Refused = append(p.Refused, shapeRefused...)
+	kinds["bandwidth"] = shaped
 	if spec.DNS != nil {
 		p.Refused = append(p.Refused, "dns: DNS failures need the agent's DNS responder, not built yet")
 	}
-	for _, k := range []string{"partition", "reset", "loss"} {
+	for _, k := range []string{"partition", "reset", "loss", "bandwidth"} {
 		if kinds[k] {
 			p.Active = append(p.Active, k)
 		}
@@ -120,9 +133,6 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 		if v != "" {
 			refuse(field, "needs sch_netem"+map[bool]string{true: " (layout not built yet)", false: ", which this kernel lacks"}[o.Caps.Netem])
 		}
-	}
-	if r.Bandwidth != "" {
-		refuse("bandwidth", "TBF/IFB shaping is not built yet")
 	}
 	slices.Sort(refused)
 	if !r.Partition && !r.Reset && r.Loss == "" {

@@ -47,7 +47,11 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			if len(errs) > 0 {
 				t.Fatal(errs.ToAggregate())
 			}
-			plan, err := Build(spec, testOptions())
+			opts := testOptions()
+			if strings.HasPrefix(name, "bandwidth") {
+				opts.Interface = "eth0"
+			}
+			plan, err := Build(spec, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,6 +61,9 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 				fmt.Fprintf(&b, "# refused: %s\n", r)
 			}
 			b.WriteString(plan.Restore)
+			for _, c := range plan.Shape {
+				b.WriteString(strings.Join(c, " ") + "\n")
+			}
 			golden.Assert(t, filepath.Join("testdata", "build", name+".golden"), []byte(b.String()))
 		})
 	}
@@ -98,7 +105,7 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			rec := &Recorder{Out: map[string]string{save: c.state}}
 			if c.remove {
-				err = Remove(context.Background(), rec)
+				err = Remove(context.Background(), rec, "")
 			} else {
 				err = Apply(context.Background(), rec, plan)
 			}

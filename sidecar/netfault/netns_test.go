@@ -127,7 +127,7 @@ func (n *netns) apply(t *testing.T, specYAML string, exempt ...int32) {
 	if len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
 	}
-	plan, err := Build(spec, Options{ExemptPorts: exempt})
+	plan, err := Build(spec, Options{ExemptPorts: exempt, Interface: "flv0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestPartitionAndResetInRealNamespaces(t *testing.T) {
 		t.Logf("refused in %s (including process start)", time.Since(start).Round(time.Millisecond))
 	})
 	t.Run("removing restores every connection", func(t *testing.T) {
-		if err := Remove(context.Background(), n.runner); err != nil {
+		if err := Remove(context.Background(), n.runner, "flv0"); err != nil {
 			t.Fatal(err)
 		}
 		if got := n.fromPod(t, "connect", ep(5432)); got != "ok" {
@@ -244,7 +244,7 @@ func TestExemptionsAndOtherOwnersAreNeverTouched(t *testing.T) {
 	if c := strings.Count(s, "-j FAULTLINE-INPUT"); c != 1 {
 		t.Errorf("after 3 applies there are %d jumps to FAULTLINE-INPUT, want 1:\n%s", c, s)
 	}
-	if err := Remove(context.Background(), n.runner); err != nil {
+	if err := Remove(context.Background(), n.runner, "flv0"); err != nil {
 		t.Fatal(err)
 	}
 	if after := theirs(); after != before {
@@ -305,6 +305,48 @@ func helper(mode string, args []string) int {
 			fmt.Println("error:", err)
 		}
 		return 0
+	case "sink":
+		// Accept one connection; report goodput over a window that skips
+		// the first 0.5s (slow start, the TBF/HTB burst).
+		ln, err := net.Listen("tcp", ":"+arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		buf := make([]byte, 64<<10)
+		start := time.Now()
+		var counted int64
+		var from time.Time
+		for time.Since(start) < 3500*time.Millisecond {
+			k, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			if time.Since(start) >= 500*time.Millisecond {
+				if from.IsZero() {
+					from = time.Now()
+				}
+				counted += int64(k)
+			}
+		}
+		fmt.Printf("mbit %f\n", float64(counted)*8/time.Since(from).Seconds()/1e6)
+		return 0
+	case "blast":
+		c, err := net.Dial("tcp", arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return 0
+			}
+		}
 	case "udp-loss":
 		c, err := net.Dial("udp", arg)
 		if err != nil {
@@ -338,4 +380,65 @@ func helper(mode string, args []string) int {
 		return 0
 	}
 	return 2
+}
+
+// goodput runs a sink in dst and a blast from src and returns the sink's
+// measured goodput in Mbit/s.
+func (n *netns) goodput(t *testing.T, src, dst, dstIP string, port int) float64 {
+	t.Helper()
+	sink := n.helperCmd(dst, "sink", "0", strconv.Itoa(port))
+	out, err := sink.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	blast := n.helperCmd(src, "blast", "0", net.JoinHostPort(dstIP, strconv.Itoa(port)))
+	if err := blast.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = blast.Process.Kill(); _ = blast.Wait() }()
+	buf := make([]byte, 256)
+	k, _ := out.Read(buf)
+	_ = sink.Wait()
+	var mbit float64
+	if _, err := fmt.Sscanf(string(buf[:k]), "mbit %f", &mbit); err != nil {
+		t.Fatalf("sink said %q", buf[:k])
+	}
+	return mbit
+}
+
+// TCP goodput is the wire rate less Ethernet, IP and TCP (with timestamps)
+// headers: 1448 payload bytes per 1514-byte frame.
+const goodputShare = 1448.0 / 1514.0
+
+func TestBandwidthIsShapedWithinFivePercent(t *testing.T) {
+	n := newNetns(t)
+	const rate = 10.0 // Mbit
+	n.apply(t, fmt.Sprintf("network: [{bandwidth: 10Mbit, to: ['%s:7001']}, {bandwidth: 5Mbit, direction: ingress, to: [':7003']}]", n.peerIP))
+	shaped := n.goodput(t, n.pod, n.peer, n.peerIP, 7001)
+	other := n.goodput(t, n.pod, n.peer, n.peerIP, 7002)
+	in := n.goodput(t, n.peer, n.pod, n.podIP, 7003)
+	want := rate * goodputShare
+	t.Logf("egress 10Mbit requested: %.2f Mbit/s goodput (%.2f on the wire); another port: %.0f Mbit/s; ingress 5Mbit requested: %.2f Mbit/s goodput",
+		shaped, shaped/goodputShare, other, in)
+	if shaped < want*0.95 || shaped > want*1.05 {
+		t.Errorf("egress goodput %.2f Mbit/s, want %.2f ± 5%%", shaped, want)
+	}
+	if other < 5*rate {
+		t.Errorf("an unshaped port got %.1f Mbit/s: the limit leaked beyond its destination", other)
+	}
+	if wantIn := 5 * goodputShare; in < wantIn*0.90 || in > wantIn*1.10 {
+		t.Errorf("ingress goodput %.2f Mbit/s, want %.2f ± 10%%", in, wantIn)
+	}
+	if err := Remove(context.Background(), n.runner, "flv0"); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := n.runner.Run(context.Background(), nil, "tc", "qdisc", "show", "dev", "flv0")
+	links, _ := n.runner.Run(context.Background(), nil, "ip", "-o", "link", "show")
+	if strings.Contains(string(out), "fa17:") || strings.Contains(string(out), "ingress") || strings.Contains(string(links), IFBDevice) {
+		t.Errorf("shaping left after Remove:\n%s\n%s", out, links)
+	}
 }

@@ -1,0 +1,202 @@
+package netfault
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+// Traffic shaping (bandwidth) with tc, through the same Runner. Everything
+// lives under root qdisc handle fa17: (and, for ingress, the IFB device
+// fl-ifb0 fed by an ingress qdisc), so removal is exact.
+const (
+	shapeHandle = "fa17:"
+	IFBDevice   = "fl-ifb0"
+	// defaultRate keeps unshaped traffic unlimited in practice.
+	defaultRate = "100gbit"
+)
+
+// defaultQdiscs are the kernel's own root qdiscs; anything else belongs to
+// another owner, and faultline refuses to replace it.
+var defaultQdiscs = []string{"noqueue", "pfifo_fast", "fq_codel", "mq", "pfifo", "fq", "sfq"}
+
+// shaping builds the tc commands for every rule with bandwidth, on iface
+// (egress) and on the IFB device (ingress).
+func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]string, active bool, refused []string, err error) {
+	type dev struct {
+		name    string
+		classes [][]string
+		filters [][]string
+	}
+	egress := &dev{name: iface}
+	ingress := &dev{name: IFBDevice}
+	for i, r := range spec.Network {
+		if r.Bandwidth == "" {
+			continue
+		}
+		if iface == "" {
+			refused = append(refused, fmt.Sprintf("network[%d].bandwidth: no network interface found to shape", i))
+			continue
+		}
+		bps, _ := v1alpha1.ParseBandwidth(r.Bandwidth) // validated already
+		targets, err := expand(r.To, resolve.Resolve)
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("network[%d].to: %w", i, err)
+		}
+		class := shapeHandle + strconv.Itoa(10+i)
+		for _, d := range []struct {
+			dev     *dev
+			on      bool
+			addrSel string
+			portSel string
+		}{
+			// Egress: the remote address and port. Ingress: the remote
+			// address and our local port, as in the iptables rules.
+			{egress, r.Direction != v1alpha1.DirectionIngress, "dst", "dport"},
+			{ingress, r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth, "src", "dport"},
+		} {
+			if !d.on {
+				continue
+			}
+			rate := strconv.FormatUint(bps, 10) + "bit"
+			d.dev.classes = append(d.dev.classes, []string{"tc", "class", "add", "dev", d.dev.name, "parent", shapeHandle, "classid", class,
+				"htb", "rate", rate, "ceil", rate})
+			if len(targets) == 0 {
+				d.dev.filters = append(d.dev.filters, []string{"tc", "filter", "add", "dev", d.dev.name, "parent", shapeHandle,
+					"protocol", "ip", "prio", "1", "u32", "match", "u32", "0", "0", "flowid", class})
+			}
+			for _, t := range targets {
+				if t.Prefix.IsValid() && !t.Prefix.Addr().Is4() {
+					refused = append(refused, fmt.Sprintf("network[%d].to: %s: IPv6 destinations are not supported yet", i, t))
+					continue
+				}
+				f := []string{"tc", "filter", "add", "dev", d.dev.name, "parent", shapeHandle, "protocol", "ip", "prio", "1", "u32"}
+				if t.Prefix.IsValid() {
+					f = append(f, "match", "ip", d.addrSel, t.Prefix.String())
+				}
+				if t.Protocol != "" {
+					f = append(f, "match", "ip", "protocol", map[string]string{"tcp": "6", "udp": "17"}[t.Protocol], "0xff")
+				}
+				if t.Port != 0 {
+					f = append(f, "match", "ip", d.portSel, strconv.Itoa(int(t.Port)), "0xffff")
+				}
+				if len(f) == 12 {
+					f = append(f, "match", "u32", "0", "0")
+				}
+				d.dev.filters = append(d.dev.filters, append(f, "flowid", class))
+			}
+			active = true
+		}
+	}
+	for _, d := range []*dev{egress, ingress} {
+		if len(d.classes) == 0 {
+			continue
+		}
+		if d == ingress {
+			cmds = append(cmds,
+				[]string{"ip", "link", "add", IFBDevice, "type", "ifb"},
+				[]string{"ip", "link", "set", IFBDevice, "up"},
+				[]string{"tc", "qdisc", "add", "dev", iface, "handle", "ffff:", "ingress"},
+				[]string{"tc", "filter", "add", "dev", iface, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
+					"action", "mirred", "egress", "redirect", "dev", IFBDevice})
+		}
+		cmds = append(cmds,
+			[]string{"tc", "qdisc", "replace", "dev", d.name, "root", "handle", shapeHandle, "htb", "default", "1"},
+			[]string{"tc", "class", "add", "dev", d.name, "parent", shapeHandle, "classid", shapeHandle + "1", "htb", "rate", defaultRate})
+		cmds = append(cmds, d.classes...)
+		cmds = append(cmds, d.filters...)
+	}
+	return cmds, active, refused, nil
+}
+
+// applyShaping installs plan.Shape on a clean slate, refusing to replace a
+// root qdisc another owner installed.
+func applyShaping(ctx context.Context, r Runner, plan Plan) error {
+	if err := removeShaping(ctx, r, plan.Interface); err != nil {
+		return err
+	}
+	if len(plan.Shape) == 0 {
+		return nil
+	}
+	out, err := r.Run(ctx, nil, "tc", "qdisc", "show", "dev", plan.Interface, "root")
+	if err != nil {
+		return fmt.Errorf("reading qdiscs: %w", err)
+	}
+	if kind := rootKind(string(out)); kind != "" && !isDefault(kind) {
+		return fmt.Errorf("interface %s has a %s root qdisc owned by someone else: bandwidth faults would replace it, so they are not applied", plan.Interface, kind)
+	}
+	for _, c := range plan.Shape {
+		if _, err := r.Run(ctx, nil, c[0], c[1:]...); err != nil {
+			return fmt.Errorf("shaping: %w", err)
+		}
+	}
+	return nil
+}
+
+// removeShaping deletes faultline's qdiscs and IFB device, if present.
+func removeShaping(ctx context.Context, r Runner, iface string) error {
+	if iface == "" {
+		return nil
+	}
+	out, err := r.Run(ctx, nil, "tc", "qdisc", "show", "dev", iface)
+	if err != nil {
+		return fmt.Errorf("reading qdiscs: %w", err)
+	}
+	if strings.Contains(string(out), " "+shapeHandle+" root") {
+		if _, err := r.Run(ctx, nil, "tc", "qdisc", "del", "dev", iface, "root"); err != nil {
+			return fmt.Errorf("removing shaping: %w", err)
+		}
+	}
+	links, err := r.Run(ctx, nil, "ip", "-o", "link", "show")
+	if err != nil {
+		return fmt.Errorf("listing links: %w", err)
+	}
+	if strings.Contains(string(links), " "+IFBDevice+":") {
+		// The ingress qdisc only exists to feed our IFB device.
+		if strings.Contains(string(out), "qdisc ingress ffff:") {
+			if _, err := r.Run(ctx, nil, "tc", "qdisc", "del", "dev", iface, "ingress"); err != nil {
+				return fmt.Errorf("removing ingress redirect: %w", err)
+			}
+		}
+		if _, err := r.Run(ctx, nil, "ip", "link", "del", IFBDevice); err != nil {
+			return fmt.Errorf("removing %s: %w", IFBDevice, err)
+		}
+	}
+	return nil
+}
+
+func rootKind(show string) string {
+	f := strings.Fields(show)
+	if len(f) >= 2 && f[0] == "qdisc" {
+		return f[1]
+	}
+	return ""
+}
+
+func isDefault(kind string) bool {
+	for _, k := range defaultQdiscs {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultInterface is the interface of the default route, which is what a
+// pod's traffic leaves by.
+func DefaultInterface(ctx context.Context, r Runner) string {
+	out, err := r.Run(ctx, nil, "ip", "-o", "route", "show", "default")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(out))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "dev" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
