@@ -221,7 +221,7 @@ func (a *Agent) tick(ctx context.Context, n int) {
 		if on && err == nil {
 			applied = append(applied, a.net.plan.Active...)
 		}
-		for _, k := range []string{"partition", "reset", "loss", "bandwidth"} {
+		for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth"} {
 			a.active.WithLabelValues(k).Set(boolGauge(on && err == nil && slices.Contains(a.net.plan.Active, k)))
 		}
 		refused = a.net.plan.Refused

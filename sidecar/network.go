@@ -54,6 +54,7 @@ type netDriver struct {
 	on     bool
 	known  bool
 	plan   netfault.Plan
+	engine *netfault.DelayEngine
 }
 
 func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt []int32) *netDriver {
@@ -91,10 +92,14 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 	start := time.Now()
 	if on {
 		if err = d.build(); err == nil {
-			err = netfault.Apply(ctx, d.runner, d.plan)
+			// The queues get a reader before iptables sends them packets.
+			if err = d.startEngine(ctx); err == nil {
+				err = netfault.Apply(ctx, d.runner, d.plan)
+			}
 		}
 	} else {
 		err = netfault.Remove(ctx, d.runner, d.opts.Interface)
+		d.stopEngine()
 	}
 	if err != nil {
 		return false, time.Since(start), err
@@ -106,7 +111,29 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 // cleanup removes whatever any run of the agent left (start and SIGTERM).
 func (d *netDriver) cleanup(ctx context.Context) error {
 	d.known = false
-	return netfault.Remove(ctx, d.runner, d.opts.Interface)
+	err := netfault.Remove(ctx, d.runner, d.opts.Interface)
+	d.stopEngine()
+	return err
+}
+
+func (d *netDriver) startEngine(ctx context.Context) error {
+	if len(d.plan.Delays) == 0 || d.engine != nil {
+		return nil
+	}
+	// The engine outlives this call; it stops with the faults, not with ctx.
+	e, err := netfault.StartDelay(context.WithoutCancel(ctx), d.plan.Delays, 0)
+	if err != nil {
+		return err
+	}
+	d.engine = e
+	return nil
+}
+
+func (d *netDriver) stopEngine() {
+	if d.engine != nil {
+		d.engine.Stop()
+		d.engine = nil
+	}
 }
 
 // InitNetwork is `faultline-agent init` for network faults: clear what an

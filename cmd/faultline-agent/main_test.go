@@ -123,7 +123,7 @@ func TestAgentBinaryNetworkLifecycleSurvivesSIGKILL(t *testing.T) {
 		out, _ := exec.Command("ip", args...).Output()
 		return string(out)
 	}
-	spec := `{"network":[{"partition":true,"to":["10.9.0.0/16:5432"]},{"loss":"5%","direction":"both","to":[":53/udp"]},{"reset":true,"to":["10.8.0.1:443"]}]}`
+	spec := `{"network":[{"delay":"20ms","to":["10.7.0.0/16"]},{"partition":true,"to":["10.9.0.0/16:5432"]},{"loss":"5%","direction":"both","to":[":53/udp"]},{"reset":true,"to":["10.8.0.1:443"]}]}`
 	start := func() *exec.Cmd {
 		cmd := exec.Command("ip", "netns", "exec", ns, agent, "run", "--listen=127.0.0.1:0", "--proc=")
 		cmd.Env = append(os.Environ(), "FAULTLINE_SPEC="+spec, "FAULTLINE_PROBE_PORTS=8080")

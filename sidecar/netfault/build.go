@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
@@ -49,6 +50,8 @@ type Plan struct {
 	Refused []string
 	// Active lists the fault kinds the payload applies.
 	Active []string
+	// Delays are the NFQUEUE engine's queues, when delay runs in the agent.
+	Delays []DelayRule
 	// Shape holds the tc/ip commands for bandwidth, run in order on a
 	// clean slate; Interface is where.
 	Shape     [][]string
@@ -82,9 +85,12 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	}
 	kinds := map[string]bool{}
 	for i, r := range spec.Network {
-		ro, ri, refused, err := buildRule(i, &r, o, kinds)
+		ro, ri, refused, delay, err := buildRule(i, &r, o, kinds)
 		if err != nil {
 			return Plan{}, err
+		}
+		if delay != nil {
+			p.Delays = append(p.Delays, *delay)
 		}
 		out, in = append(out, ro...), append(in, ri...)
 		p.Refused = append(p.Refused, refused...)
@@ -99,7 +105,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	if spec.DNS != nil {
 		p.Refused = append(p.Refused, "dns: DNS failures need the agent's DNS responder, not built yet")
 	}
-	for _, k := range []string{"partition", "reset", "loss", "bandwidth"} {
+	for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth"} {
 		if kinds[k] {
 			p.Active = append(p.Active, k)
 		}
@@ -119,14 +125,26 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	return p, nil
 }
 
-func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool) (out, in, refused []string, err error) {
+func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool) (out, in, refused []string, delays *DelayRule, err error) {
 	where := fmt.Sprintf("network[%d]", i)
 	refuse := func(field, why string) { refused = append(refused, where+"."+field+": "+why) }
-	if r.Delay != "" || r.Jitter != "" {
-		if o.Caps.Netem {
+	var delay *DelayRule
+	if r.Delay != "" {
+		switch {
+		case o.Caps.Netem:
 			refuse("delay", "netem is present but the netem layout is not built yet")
-		} else {
-			refuse("delay", "this kernel has no sch_netem and the NFQUEUE delay engine is not built yet")
+		case !o.Caps.NFQueue:
+			refuse("delay", "this kernel has neither sch_netem nor NFQUEUE")
+		default:
+			d, _ := v1alpha1.ParseDuration(r.Delay) // validated already
+			var j time.Duration
+			if r.Jitter != "" {
+				j, _ = v1alpha1.ParseDuration(r.Jitter)
+			}
+			delay = &DelayRule{Queue: uint16(QueueBase + i), Delay: d, Jitter: j}
+			if r.Correlation != "" {
+				refuse("correlation", "needs sch_netem; the delay engine draws jitter independently")
+			}
 		}
 	}
 	for field, v := range map[string]string{"duplicate": r.Duplicate, "corrupt": r.Corrupt, "reorder": r.Reorder} {
@@ -135,17 +153,17 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 		}
 	}
 	slices.Sort(refused)
-	if !r.Partition && !r.Reset && r.Loss == "" {
-		return nil, nil, refused, nil
+	if !r.Partition && !r.Reset && r.Loss == "" && delay == nil {
+		return nil, nil, refused, nil, nil
 	}
 
 	targets, err := expand(r.To, o.Resolve)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s.to: %w", where, err)
+		return nil, nil, nil, nil, fmt.Errorf("%s.to: %w", where, err)
 	}
 	excepts, err := expand(r.Except, o.Resolve)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s.except: %w", where, err)
+		return nil, nil, nil, nil, fmt.Errorf("%s.except: %w", where, err)
 	}
 	egress := r.Direction != v1alpha1.DirectionIngress
 	ingress := r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth
@@ -159,7 +177,7 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 	excepts = slices.DeleteFunc(excepts, func(t v1alpha1.Target) bool { return t.Prefix.IsValid() && !t.Prefix.Addr().Is4() })
 	if len(targets) == 0 {
 		if len(r.To) > 0 {
-			return nil, nil, refused, nil // every destination was refused
+			return nil, nil, refused, nil, nil // every destination was refused
 		}
 		targets = []v1alpha1.Target{{}}
 	}
@@ -240,7 +258,26 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 			}
 		}
 	}
-	return out, in, refused, nil
+	if delay != nil {
+		kinds["delay"] = true
+		// Queue what comes back from the target (egress) or what the peer
+		// sends us (ingress): the round trip grows by the delay, and
+		// --queue-bypass lets traffic through if the agent is gone.
+		q := "-j NFQUEUE --queue-num " + strconv.Itoa(int(delay.Queue)) + " --queue-bypass"
+		for _, t := range targets {
+			if egress {
+				for _, m := range egressReplyMatches(t) {
+					in = append(in, m.join(q))
+				}
+			}
+			if ingress {
+				for _, m := range ingressMatches(t) {
+					in = append(in, m.join(q))
+				}
+			}
+		}
+	}
+	return out, in, refused, delay, nil
 }
 
 func (m match) join(action string) string {

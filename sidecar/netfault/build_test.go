@@ -51,12 +51,18 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			if strings.HasPrefix(name, "bandwidth") {
 				opts.Interface = "eth0"
 			}
+			if strings.HasPrefix(name, "delay") {
+				opts.Caps.NFQueue = true
+			}
 			plan, err := Build(spec, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var b strings.Builder
 			fmt.Fprintf(&b, "# active: %v\n", plan.Active)
+			for _, d := range plan.Delays {
+				fmt.Fprintf(&b, "# delay engine: queue %d, delay %s, jitter %s\n", d.Queue, d.Delay, d.Jitter)
+			}
 			for _, r := range plan.Refused {
 				fmt.Fprintf(&b, "# refused: %s\n", r)
 			}

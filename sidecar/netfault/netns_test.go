@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -347,6 +348,30 @@ func helper(mode string, args []string) int {
 				return 0
 			}
 		}
+	case "udp-rtt":
+		c, err := net.Dial("udp", arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		var rtts []time.Duration
+		buf := make([]byte, 64)
+		for i := 0; i < 100; i++ {
+			start := time.Now()
+			_, _ = c.Write([]byte(strconv.Itoa(i)))
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := c.Read(buf); err != nil {
+				continue
+			}
+			rtts = append(rtts, time.Since(start))
+		}
+		slices.Sort(rtts)
+		if len(rtts) < 50 {
+			fmt.Println("too few replies", len(rtts))
+			return 1
+		}
+		fmt.Printf("p50 %f p99 %f\n", ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]))
+		return 0
 	case "udp-loss":
 		c, err := net.Dial("udp", arg)
 		if err != nil {
@@ -440,5 +465,54 @@ func TestBandwidthIsShapedWithinFivePercent(t *testing.T) {
 	links, _ := n.runner.Run(context.Background(), nil, "ip", "-o", "link", "show")
 	if strings.Contains(string(out), "fa17:") || strings.Contains(string(out), "ingress") || strings.Contains(string(links), IFBDevice) {
 		t.Errorf("shaping left after Remove:\n%s\n%s", out, links)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func TestDelayEngineAddsTheRequestedRoundTrip(t *testing.T) {
+	n := newNetns(t)
+	n.serve(t, 7000, 7005)
+	rtt := func(port string) (p50, p99 float64) {
+		out := n.fromPod(t, "udp-rtt", net.JoinHostPort(n.peerIP, port))
+		if _, err := fmt.Sscanf(out, "p50 %f p99 %f", &p50, &p99); err != nil {
+			t.Fatalf("helper said %q", out)
+		}
+		return
+	}
+	base50, _ := rtt("7000")
+	spec, _ := v1alpha1.ParseFaultSpec(fmt.Sprintf("network: [{delay: 50ms, to: ['%s:7000/udp']}]", n.peerIP), nil)
+	plan, err := Build(spec, Options{Caps: Capabilities{NFQueue: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsf, err := os.Open("/var/run/netns/" + n.pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsf.Close()
+	eng, err := StartDelay(context.Background(), plan.Delays, int(nsf.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Stop()
+	if err := Apply(context.Background(), n.runner, plan); err != nil {
+		t.Fatal(err)
+	}
+	p50, p99 := rtt("7000")
+	other50, _ := rtt("7005")
+	added := p50 - base50
+	t.Logf("delay 50ms requested: RTT p50 %.2fms (baseline %.2fms, added %.2fms), p99 %.2fms; another port p50 %.2fms; %d packets delayed",
+		p50, base50, added, p99, other50, eng.Delayed.Load())
+	if d := added - 50; d > 1 && d/50 > 0.02 || d < -1 && -d/50 > 0.02 {
+		t.Errorf("added %.2fms, want 50ms within 2%% or 1ms", added)
+	}
+	if other50 > base50+5 {
+		t.Errorf("another port's RTT grew to %.2fms: the delay leaked", other50)
+	}
+	// With the engine gone, --queue-bypass lets traffic through again.
+	eng.Stop()
+	if after, _ := rtt("7000"); after > base50+5 {
+		t.Errorf("with the engine stopped RTT is %.2fms: packets must bypass the queue", after)
 	}
 }
