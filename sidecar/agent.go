@@ -89,7 +89,7 @@ func New(opts Options) (*Agent, error) {
 	a.reg.MustRegister(a.paused, a.active, a.affected, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
-		if k == "clock" && opts.TimeFile != "" || k == "network" {
+		if k == "clock" && opts.TimeFile != "" || k == "network" || k == "dns" {
 			continue
 		}
 		a.status.NotDone = append(a.status.NotDone, k+": this agent version does not apply "+k+" faults yet")
@@ -119,7 +119,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		log.Info("clock faults reach dynamically linked programs only: statically linked binaries (most Go programs) keep real time")
 	}
 
-	if len(a.opts.Spec.Network) > 0 {
+	if a.opts.Spec.HasNetwork() {
 		runner := a.opts.NetRunner
 		if runner == nil {
 			runner = netfault.Exec{}
@@ -221,7 +221,7 @@ func (a *Agent) tick(ctx context.Context, n int) {
 		if on && err == nil {
 			applied = append(applied, a.net.plan.Active...)
 		}
-		for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth"} {
+		for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth", "dns"} {
 			a.active.WithLabelValues(k).Set(boolGauge(on && err == nil && slices.Contains(a.net.plan.Active, k)))
 		}
 		refused = a.net.plan.Refused

@@ -13,6 +13,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/sidecar/dnsfault"
 	"github.com/faultline-dev/faultline/sidecar/netfault"
 )
 
@@ -55,7 +56,11 @@ type netDriver struct {
 	known  bool
 	plan   netfault.Plan
 	engine *netfault.DelayEngine
+	dns    *dnsfault.Responder
 }
+
+// ResolvConf is where the pod's real resolver is named.
+var ResolvConf = "/etc/resolv.conf"
 
 func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt []int32) *netDriver {
 	caps := netfault.Probe(ctx, runner)
@@ -92,14 +97,18 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 	start := time.Now()
 	if on {
 		if err = d.build(); err == nil {
-			// The queues get a reader before iptables sends them packets.
+			// The queues and the DNS responder are up before iptables
+			// sends them anything.
 			if err = d.startEngine(ctx); err == nil {
-				err = netfault.Apply(ctx, d.runner, d.plan)
+				if err = d.startDNS(); err == nil {
+					err = netfault.Apply(ctx, d.runner, d.plan)
+				}
 			}
 		}
 	} else {
 		err = netfault.Remove(ctx, d.runner, d.opts.Interface)
 		d.stopEngine()
+		d.stopDNS()
 	}
 	if err != nil {
 		return false, time.Since(start), err
@@ -113,7 +122,34 @@ func (d *netDriver) cleanup(ctx context.Context) error {
 	d.known = false
 	err := netfault.Remove(ctx, d.runner, d.opts.Interface)
 	d.stopEngine()
+	d.stopDNS()
 	return err
+}
+
+func (d *netDriver) startDNS() error {
+	if d.spec.DNS == nil || d.dns != nil {
+		return nil
+	}
+	upstream, err := dnsfault.Upstream(ResolvConf)
+	if err != nil {
+		return fmt.Errorf("dns faults need the pod's resolver: %w", err)
+	}
+	r, err := dnsfault.New(d.spec.DNS, upstream)
+	if err != nil {
+		return err
+	}
+	if err := r.Start(fmt.Sprintf("127.0.0.1:%d", dnsfault.Port)); err != nil {
+		return err
+	}
+	d.dns = r
+	return nil
+}
+
+func (d *netDriver) stopDNS() {
+	if d.dns != nil {
+		d.dns.Stop()
+		d.dns = nil
+	}
 }
 
 func (d *netDriver) startEngine(ctx context.Context) error {
@@ -141,7 +177,7 @@ func (d *netDriver) stopEngine() {
 // first connection. Running it twice gives the same rules once.
 func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt []int32) error {
 	if len(spec.Network) == 0 {
-		return nil
+		return nil // DNS needs the agent's responder: run applies it
 	}
 	d := newNetDriver(ctx, spec, runner, exempt)
 	logf.FromContext(ctx).Info("network capabilities", "netem", d.caps.Netem, "nfqueue", d.caps.NFQueue)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/sidecar/dnsfault"
 )
 
 // Chain names. Everything faultline adds lives in these chains, reached by
@@ -16,6 +17,8 @@ import (
 const (
 	ChainOut = "FAULTLINE-OUTPUT"
 	ChainIn  = "FAULTLINE-INPUT"
+	// ChainDNS (nat table) redirects the pod's DNS queries to the agent.
+	ChainDNS = "FAULTLINE-DNS"
 	// Comment marks faultline's jump rules in the built-in chains.
 	Comment = "faultline"
 )
@@ -46,6 +49,8 @@ type Plan struct {
 	// Restore is the iptables-restore --noflush payload for the filter
 	// table; declaring the chains flushes them, so it replaces, never adds.
 	Restore string
+	// RestoreNat is the nat table's payload (DNS redirect), or empty.
+	RestoreNat string
 	// Refused lists faults this kernel or agent cannot apply, with why.
 	Refused []string
 	// Active lists the fault kinds the payload applies.
@@ -103,9 +108,13 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	p.Refused = append(p.Refused, shapeRefused...)
 	kinds["bandwidth"] = shaped
 	if spec.DNS != nil {
-		p.Refused = append(p.Refused, "dns: DNS failures need the agent's DNS responder, not built yet")
+		// The agent's own upstream queries carry dnsfault.Mark and pass.
+		p.RestoreNat = fmt.Sprintf("*nat\n:%[1]s - [0:0]\n-A %[1]s -m mark --mark 0x%[2]x -j RETURN\n"+
+			"-A %[1]s -p udp --dport 53 -j REDIRECT --to-ports %[3]d\n-A %[1]s -p tcp --dport 53 -j REDIRECT --to-ports %[3]d\nCOMMIT\n",
+			ChainDNS, dnsfault.Mark, dnsfault.Port)
+		kinds["dns"] = true
 	}
-	for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth"} {
+	for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth", "dns"} {
 		if kinds[k] {
 			p.Active = append(p.Active, k)
 		}

@@ -67,6 +67,7 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 				fmt.Fprintf(&b, "# refused: %s\n", r)
 			}
 			b.WriteString(plan.Restore)
+			b.WriteString(plan.RestoreNat)
 			for _, c := range plan.Shape {
 				b.WriteString(strings.Join(c, " ") + "\n")
 			}
@@ -93,6 +94,7 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	const save = "iptables -w 5 -t filter -S"
+	const saveNat = "iptables -w 5 -t nat -S"
 	clean := "-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-N OTHER\n-A INPUT -j OTHER\n"
 	applied := clean + "-N FAULTLINE-INPUT\n-N FAULTLINE-OUTPUT\n" +
 		"-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n-A OUTPUT -m comment --comment faultline -j FAULTLINE-OUTPUT\n"
@@ -109,7 +111,7 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rec := &Recorder{Out: map[string]string{save: c.state}}
+			rec := &Recorder{Out: map[string]string{save: c.state, saveNat: "-P OUTPUT ACCEPT\n"}}
 			if c.remove {
 				err = Remove(context.Background(), rec, "")
 			} else {

@@ -11,11 +11,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/sidecar/dnsfault"
 )
 
 // These tests build two network namespaces joined by a veth pair
@@ -372,6 +376,60 @@ func helper(mode string, args []string) int {
 		}
 		fmt.Printf("p50 %f p99 %f\n", ms(rtts[len(rtts)/2]), ms(rtts[len(rtts)*99/100]))
 		return 0
+	case "dns-server":
+		// A stand-in for the cluster DNS: every A query gets 10.1.2.3.
+		dns.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(q)
+			if len(q.Question) > 0 {
+				rr, _ := dns.NewRR(q.Question[0].Name + " 30 IN A 10.1.2.3")
+				m.Answer = append(m.Answer, rr)
+			}
+			_ = w.WriteMsg(m)
+		})
+		srv := &dns.Server{Addr: ":53", Net: "udp"}
+		_ = srv.ListenAndServe()
+		return 1
+	case "dns-responder":
+		f := &v1alpha1.DNSFault{Failure: v1alpha1.DNSFailure(os.Getenv("FL_DNS_FAILURE")), Percent: "50%", Hosts: []string{"*.db.svc.cluster.local"}}
+		r, err := dnsfault.New(f, arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		if err := r.Start(fmt.Sprintf("127.0.0.1:%d", dnsfault.Port)); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Println("ready")
+		select {}
+	case "dns-query":
+		name, server, _ := strings.Cut(arg, "@")
+		c := &dns.Client{Timeout: 200 * time.Millisecond}
+		counts := map[string]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 25; i++ {
+					q := new(dns.Msg)
+					q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+					resp, _, err := c.Exchange(q, server)
+					mu.Lock()
+					if err != nil {
+						counts["timeout"]++
+					} else {
+						counts[dns.RcodeToString[resp.Rcode]]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		fmt.Printf("NOERROR %d SERVFAIL %d NXDOMAIN %d timeout %d\n", counts["NOERROR"], counts["SERVFAIL"], counts["NXDOMAIN"], counts["timeout"])
+		return 0
 	case "udp-loss":
 		c, err := net.Dial("udp", arg)
 		if err != nil {
@@ -514,5 +572,54 @@ func TestDelayEngineAddsTheRequestedRoundTrip(t *testing.T) {
 	eng.Stop()
 	if after, _ := rtt("7000"); after > base50+5 {
 		t.Errorf("with the engine stopped RTT is %.2fms: packets must bypass the queue", after)
+	}
+}
+
+func TestDNSFailuresAtTheRequestedPercent(t *testing.T) {
+	n := newNetns(t)
+	srv := n.helperCmd(n.peer, "dns-server", "0", "53")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	for _, failure := range []string{"servfail", "nxdomain", "timeout"} {
+		t.Run(failure+" for half of the matching names and none of the others", func(t *testing.T) {
+			resp := n.helperCmd(n.pod, "dns-responder", "0", net.JoinHostPort(n.peerIP, "53"))
+			resp.Env = append(resp.Env, "FL_DNS_FAILURE="+failure)
+			out, _ := resp.StdoutPipe()
+			if err := resp.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = resp.Process.Kill(); _ = resp.Wait() }()
+			buf := make([]byte, 64)
+			if k, _ := out.Read(buf); !strings.HasPrefix(string(buf[:k]), "ready") {
+				t.Fatalf("responder: %q", buf[:k])
+			}
+			n.apply(t, "dns: {failure: "+failure+", percent: 50%, hosts: ['*.db.svc.cluster.local']}")
+			defer func() { _ = Remove(context.Background(), n.runner, "") }()
+			count := func(name string) map[string]int {
+				got := n.fromPod(t, "dns-query", name+"@"+net.JoinHostPort(n.peerIP, "53"))
+				m := map[string]int{}
+				var ok, sf, nx, to int
+				if _, err := fmt.Sscanf(got, "NOERROR %d SERVFAIL %d NXDOMAIN %d timeout %d", &ok, &sf, &nx, &to); err != nil {
+					t.Fatalf("query helper said %q", got)
+				}
+				m["NOERROR"], m["servfail"], m["nxdomain"], m["timeout"] = ok, sf, nx, to
+				return m
+			}
+			hit := count("pg.db.svc.cluster.local")
+			miss := count("api.other.svc.cluster.local")
+			rate := float64(hit[failure]) / 400
+			t.Logf("requested 50%% %s: measured %.1f%% (%v); other names: %v", failure, rate*100, hit, miss)
+			if rate < 0.43 || rate > 0.57 {
+				t.Errorf("failure rate %.1f%%, want 50%% (±7 points over 400 queries)", rate*100)
+			}
+			if hit["NOERROR"]+hit[failure] != 400 {
+				t.Errorf("unexpected outcomes: %v", hit)
+			}
+			if miss["NOERROR"] != 400 {
+				t.Errorf("names that do not match were disturbed: %v", miss)
+			}
+		})
 	}
 }
