@@ -70,6 +70,8 @@ type Agent struct {
 	paused   prometheus.Gauge
 	active   *prometheus.GaugeVec
 	affected *prometheus.GaugeVec
+	applyDur *prometheus.HistogramVec
+	caps     *prometheus.GaugeVec
 }
 
 // New builds an agent; nothing starts until Run.
@@ -86,7 +88,14 @@ func New(opts Options) (*Agent, error) {
 	a.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_fault_active", Help: "1 while faults of this kind are applied."}, []string{"kind"})
 	a.affected = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_clock_affected_processes",
 		Help: "Processes the agent can see, by whether the time shim is loaded in them."}, []string{"affected"})
-	a.reg.MustRegister(a.paused, a.active, a.affected, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	a.applyDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "faultline_agent_network_change_duration_seconds",
+		Help: "Time to apply or remove the network rules.", Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, 1}}, []string{"op"})
+	a.caps = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_capability",
+		Help: "1 when the pod's kernel offers the feature (netem, nfqueue), probed at start."}, []string{"name"})
+	delayed := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "faultline_agent_packets_delayed_total",
+		Help: "Packets the NFQUEUE delay engine held and released."}, a.packetsDelayed)
+	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
 		if k == "clock" && opts.TimeFile != "" || k == "network" || k == "dns" {
@@ -133,6 +142,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Lock()
 		a.status.Capabilities = &a.net.caps
 		a.mu.Unlock()
+		a.caps.WithLabelValues("netem").Set(boolGauge(a.net.caps.Netem))
+		a.caps.WithLabelValues("nfqueue").Set(boolGauge(a.net.caps.NFQueue))
 	}
 	t := time.NewTicker(a.opts.PollInterval)
 	defer t.Stop()
@@ -216,7 +227,15 @@ func (a *Agent) tick(ctx context.Context, n int) {
 		case err != nil:
 			log.Error(err, "network rules", "on", on)
 		case changed:
+			a.applyDur.WithLabelValues(map[bool]string{true: "apply", false: "remove"}[on]).Observe(took.Seconds())
 			log.Info("network faults", "on", on, "active", a.net.plan.Active, "refused", a.net.plan.Refused, "took", took)
+		case on && n%30 == 0:
+			// Host names move: re-resolve and re-apply if the rules changed.
+			if changed, err := a.net.refresh(ctx); err != nil {
+				log.Error(err, "re-resolving destinations")
+			} else if changed {
+				log.Info("destinations re-resolved; rules updated")
+			}
 		}
 		if on && err == nil {
 			applied = append(applied, a.net.plan.Active...)
@@ -260,6 +279,16 @@ func (a *Agent) reportCoverage(ctx context.Context) {
 	if changed {
 		logf.FromContext(ctx).Info("clock coverage", "affected", yes, "notAffected", no, "notAffectedWhy", missed)
 	}
+}
+
+func (a *Agent) packetsDelayed() float64 {
+	if a.net == nil {
+		return 0
+	}
+	if e := a.net.engine.Load(); e != nil {
+		return float64(e.Delayed.Load())
+	}
+	return 0
 }
 
 func boolGauge(b bool) float64 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -55,7 +56,8 @@ type netDriver struct {
 	on     bool
 	known  bool
 	plan   netfault.Plan
-	engine *netfault.DelayEngine
+	// engine is read by the metrics scrape, so it is swapped atomically.
+	engine atomic.Pointer[netfault.DelayEngine]
 	dns    *dnsfault.Responder
 }
 
@@ -117,6 +119,20 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 	return true, time.Since(start), nil
 }
 
+// refresh rebuilds the plan (resolving host names again) and re-applies
+// when the rules differ; the payload replaces the chains atomically.
+func (d *netDriver) refresh(ctx context.Context) (bool, error) {
+	old := d.plan
+	if err := d.build(); err != nil {
+		d.plan = old
+		return false, err
+	}
+	if d.plan.Restore == old.Restore && d.plan.RestoreNat == old.RestoreNat {
+		return false, nil
+	}
+	return true, netfault.Apply(ctx, d.runner, d.plan)
+}
+
 // cleanup removes whatever any run of the agent left (start and SIGTERM).
 func (d *netDriver) cleanup(ctx context.Context) error {
 	d.known = false
@@ -153,7 +169,7 @@ func (d *netDriver) stopDNS() {
 }
 
 func (d *netDriver) startEngine(ctx context.Context) error {
-	if len(d.plan.Delays) == 0 || d.engine != nil {
+	if len(d.plan.Delays) == 0 || d.engine.Load() != nil {
 		return nil
 	}
 	// The engine outlives this call; it stops with the faults, not with ctx.
@@ -161,14 +177,13 @@ func (d *netDriver) startEngine(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.engine = e
+	d.engine.Store(e)
 	return nil
 }
 
 func (d *netDriver) stopEngine() {
-	if d.engine != nil {
-		d.engine.Stop()
-		d.engine = nil
+	if e := d.engine.Swap(nil); e != nil {
+		e.Stop()
 	}
 }
 
