@@ -120,14 +120,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.mux(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("agent running", "listen", ln.Addr().String(), "faults", a.opts.Spec.Kinds(), "notApplied", a.status.NotDone)
-	if a.clock != nil {
-		log.Info("clock faults reach dynamically linked programs only: statically linked binaries (most Go programs) keep real time")
-	}
-
 	if a.opts.Spec.HasNetwork() {
 		runner := a.opts.NetRunner
 		if runner == nil {
@@ -145,6 +137,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.caps.WithLabelValues("netem").Set(boolGauge(a.net.caps.Netem))
 		a.caps.WithLabelValues("nfqueue").Set(boolGauge(a.net.caps.NFQueue))
 	}
+	srv := &http.Server{Handler: a.mux(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("agent running", "listen", ln.Addr().String(), "faults", a.opts.Spec.Kinds(), "notApplied", a.status.NotDone)
+	if a.clock != nil {
+		log.Info("clock faults reach dynamically linked programs only: statically linked binaries (most Go programs) keep real time")
+	}
+
 	t := time.NewTicker(a.opts.PollInterval)
 	defer t.Stop()
 	a.start = time.Now()
