@@ -6,3 +6,6 @@ export GOTOOLCHAIN=local
 go test ./webhook/ -run '^$' -bench BenchmarkAdmission -benchtime "${BENCHTIME:-2s}" -count "${COUNT:-3}" "$@"
 echo
 go run ./hack/bench-timeshim
+
+echo
+if [[ $(id -u) == 0 ]]; then go run ./hack/bench-netfault --idle "${IDLE:-60s}"; else echo "bench-netfault skipped: needs root" >&2; fi

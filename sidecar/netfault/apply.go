@@ -23,51 +23,80 @@ func jumpSpec(h hook) string {
 	return fmt.Sprintf("%s -m comment --comment %s -j %s", h.builtin, Comment, h.chain)
 }
 
-// Apply makes the kernel hold exactly plan's rules: per table one read
-// (iptables -S) and one atomic write (iptables-restore --noflush).
-// Declaring the chains in the payload flushes them, and the jumps are added
-// only when missing and de-duplicated when a crash left extras, so any
-// number of Apply calls, in any state, converge to one copy. Other owners'
-// rules are never named.
+// Apply makes the kernel hold exactly plan's rules with one read
+// (iptables-save) and one atomic write (iptables-restore --noflush, both
+// tables in one transaction). Declaring the chains in the payload flushes
+// them, and the jumps are added only when missing and de-duplicated when a
+// crash left extras, so any number of Apply calls, in any state, converge to
+// one copy. Other owners' rules are never named.
 func Apply(ctx context.Context, r Runner, plan Plan) error {
-	if err := applyTable(ctx, r, tables[0].name, tables[0].hooks, plan.Restore); err != nil {
-		return err
+	saved, err := r.Run(ctx, nil, "iptables-save")
+	if err != nil {
+		return fmt.Errorf("reading rules: %w", err)
 	}
+	var b strings.Builder
+	writeTable(&b, tables[0].hooks, plan.Restore, section(string(saved), "filter"))
 	if plan.RestoreNat != "" {
-		if err := applyTable(ctx, r, tables[1].name, tables[1].hooks, plan.RestoreNat); err != nil {
-			return err
-		}
-	} else if err := removeTable(ctx, r, tables[1].name, tables[1].hooks); err != nil {
-		return err
+		writeTable(&b, tables[1].hooks, plan.RestoreNat, section(string(saved), "nat"))
+	} else {
+		writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
+	}
+	if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
+		return fmt.Errorf("applying rules: %w", err)
 	}
 	return applyShaping(ctx, r, plan)
 }
 
-func applyTable(ctx context.Context, r Runner, table string, hooks []hook, payload string) error {
-	current, err := r.Run(ctx, nil, "iptables", "-w", "5", "-t", table, "-S")
-	if err != nil {
-		return fmt.Errorf("reading %s rules: %w", table, err)
-	}
-	var b strings.Builder
+// writeTable appends payload with the jump fix-ups its table needs.
+func writeTable(b *strings.Builder, hooks []hook, payload, current string) {
 	b.WriteString(strings.TrimSuffix(payload, "COMMIT\n"))
 	for _, h := range hooks {
-		n := countJumps(string(current), h.builtin, h.chain)
+		n := countJumps(current, h.builtin, h.chain)
 		switch {
 		case n == 0:
 			// First in the built-in chain, so other owners' ACCEPTs
 			// cannot bypass the faults.
-			fmt.Fprintf(&b, "-I %s 1 -m comment --comment %s -j %s\n", h.builtin, Comment, h.chain)
+			fmt.Fprintf(b, "-I %s 1 -m comment --comment %s -j %s\n", h.builtin, Comment, h.chain)
 		case n > 1:
 			for i := 1; i < n; i++ {
-				fmt.Fprintf(&b, "-D %s\n", jumpSpec(h))
+				fmt.Fprintf(b, "-D %s\n", jumpSpec(h))
 			}
 		}
 	}
 	b.WriteString("COMMIT\n")
-	if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
-		return fmt.Errorf("applying %s rules: %w", table, err)
+}
+
+// writeRemoval appends what deletes faultline's jumps and chains from one
+// table, or nothing when the table holds none.
+func writeRemoval(b *strings.Builder, table string, hooks []hook, current string) {
+	var decl, del, drop strings.Builder
+	for _, h := range hooks {
+		for i := countJumps(current, h.builtin, h.chain); i > 0; i-- {
+			fmt.Fprintf(&del, "-D %s\n", jumpSpec(h))
+		}
+		if strings.Contains(current, "\n:"+h.chain+" ") {
+			// Declaring flushes the chain, so -X finds it empty.
+			fmt.Fprintf(&decl, ":%s - [0:0]\n", h.chain)
+			fmt.Fprintf(&drop, "-X %s\n", h.chain)
+		}
 	}
-	return nil
+	if decl.Len()+del.Len() == 0 {
+		return
+	}
+	b.WriteString("*" + table + "\n" + decl.String() + del.String() + drop.String() + "COMMIT\n")
+}
+
+// section is one table of iptables-save output, from "*table" to COMMIT.
+func section(save, table string) string {
+	start := strings.Index(save, "*"+table+"\n")
+	if start < 0 {
+		return ""
+	}
+	rest := save[start:]
+	if end := strings.Index(rest, "\nCOMMIT"); end >= 0 {
+		rest = rest[:end+1]
+	}
+	return rest
 }
 
 // Remove deletes every jump, chain, qdisc and device faultline owns, leaving
@@ -77,37 +106,19 @@ func Remove(ctx context.Context, r Runner, iface string) error {
 	if err := removeShaping(ctx, r, iface); err != nil {
 		return err
 	}
-	for _, t := range tables {
-		if err := removeTable(ctx, r, t.name, t.hooks); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func removeTable(ctx context.Context, r Runner, table string, hooks []hook) error {
-	current, err := r.Run(ctx, nil, "iptables", "-w", "5", "-t", table, "-S")
+	saved, err := r.Run(ctx, nil, "iptables-save")
 	if err != nil {
-		return fmt.Errorf("reading %s rules: %w", table, err)
+		return fmt.Errorf("reading rules: %w", err)
 	}
-	cur := string(current)
-	var decl, del, drop strings.Builder
-	for _, h := range hooks {
-		for i := countJumps(cur, h.builtin, h.chain); i > 0; i-- {
-			fmt.Fprintf(&del, "-D %s\n", jumpSpec(h))
-		}
-		if strings.Contains(cur, "-N "+h.chain+"\n") {
-			// Declaring flushes the chain, so -X finds it empty.
-			fmt.Fprintf(&decl, ":%s - [0:0]\n", h.chain)
-			fmt.Fprintf(&drop, "-X %s\n", h.chain)
-		}
+	var b strings.Builder
+	for _, t := range tables {
+		writeRemoval(&b, t.name, t.hooks, section(string(saved), t.name))
 	}
-	if decl.Len()+del.Len() == 0 {
+	if b.Len() == 0 {
 		return nil
 	}
-	payload := "*" + table + "\n" + decl.String() + del.String() + drop.String() + "COMMIT\n"
-	if _, err := r.Run(ctx, []byte(payload), "iptables-restore", "-w", "5", "--noflush"); err != nil {
-		return fmt.Errorf("removing %s rules: %w", table, err)
+	if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
+		return fmt.Errorf("removing rules: %w", err)
 	}
 	return nil
 }

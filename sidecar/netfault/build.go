@@ -139,11 +139,11 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 	refuse := func(field, why string) { refused = append(refused, where+"."+field+": "+why) }
 	var delay *DelayRule
 	if r.Delay != "" {
+		// The NFQUEUE engine is used on every kernel, netem or not: one
+		// delay path, tested here (this machine's kernel has no netem).
 		switch {
-		case o.Caps.Netem:
-			refuse("delay", "netem is present but the netem layout is not built yet")
 		case !o.Caps.NFQueue:
-			refuse("delay", "this kernel has neither sch_netem nor NFQUEUE")
+			refuse("delay", "this kernel has no NFQUEUE support for the delay engine")
 		default:
 			d, _ := v1alpha1.ParseDuration(r.Delay) // validated already
 			var j time.Duration
@@ -158,7 +158,7 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 	}
 	for field, v := range map[string]string{"duplicate": r.Duplicate, "corrupt": r.Corrupt, "reorder": r.Reorder} {
 		if v != "" {
-			refuse(field, "needs sch_netem"+map[bool]string{true: " (layout not built yet)", false: ", which this kernel lacks"}[o.Caps.Netem])
+			refuse(field, "needs sch_netem"+map[bool]string{true: ", and faultline's netem layout is not built yet", false: ", which this kernel lacks"}[o.Caps.Netem])
 		}
 	}
 	slices.Sort(refused)

@@ -93,12 +93,12 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const save = "iptables -w 5 -t filter -S"
-	const saveNat = "iptables -w 5 -t nat -S"
-	clean := "-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-N OTHER\n-A INPUT -j OTHER\n"
-	applied := clean + "-N FAULTLINE-INPUT\n-N FAULTLINE-OUTPUT\n" +
-		"-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n-A OUTPUT -m comment --comment faultline -j FAULTLINE-OUTPUT\n"
-	crashed := applied + "-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n"
+	const save = "iptables-save"
+	nat := "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+	clean := "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:OTHER - [0:0]\n-A INPUT -j OTHER\nCOMMIT\n" + nat
+	applied := "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:FAULTLINE-INPUT - [0:0]\n:FAULTLINE-OUTPUT - [0:0]\n:OTHER - [0:0]\n" +
+		"-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n-A INPUT -j OTHER\n-A OUTPUT -m comment --comment faultline -j FAULTLINE-OUTPUT\nCOMMIT\n" + nat
+	crashed := strings.Replace(applied, "-A INPUT -j OTHER\n", "-A INPUT -j OTHER\n-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n", 1)
 	cases := []struct {
 		name, state string
 		remove      bool
@@ -111,7 +111,7 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rec := &Recorder{Out: map[string]string{save: c.state, saveNat: "-P OUTPUT ACCEPT\n"}}
+			rec := &Recorder{Out: map[string]string{save: c.state}}
 			if c.remove {
 				err = Remove(context.Background(), rec, "")
 			} else {

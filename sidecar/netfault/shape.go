@@ -113,25 +113,39 @@ func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]
 }
 
 // applyShaping installs plan.Shape on a clean slate, refusing to replace a
-// root qdisc another owner installed.
+// root qdisc another owner installed. A plan without shaping costs nothing:
+// leftovers from a crash are the start-up Remove's job.
 func applyShaping(ctx context.Context, r Runner, plan Plan) error {
-	if err := removeShaping(ctx, r, plan.Interface); err != nil {
-		return err
-	}
 	if len(plan.Shape) == 0 {
 		return nil
 	}
-	out, err := r.Run(ctx, nil, "tc", "qdisc", "show", "dev", plan.Interface, "root")
+	out, err := r.Run(ctx, nil, "tc", "qdisc", "show")
 	if err != nil {
 		return fmt.Errorf("reading qdiscs: %w", err)
 	}
-	if kind := rootKind(string(out)); kind != "" && !isDefault(kind) {
+	if err := removeShapingFrom(ctx, r, plan.Interface, string(out)); err != nil {
+		return err
+	}
+	if kind, handle := rootKind(string(out), plan.Interface); kind != "" && handle != shapeHandle && !isDefault(kind) {
 		return fmt.Errorf("interface %s has a %s root qdisc owned by someone else: bandwidth faults would replace it, so they are not applied", plan.Interface, kind)
 	}
+	// One process per tool: ip for the IFB device, tc for the rest.
+	var ipCmds, tcCmds strings.Builder
 	for _, c := range plan.Shape {
-		if _, err := r.Run(ctx, nil, c[0], c[1:]...); err != nil {
+		line := strings.Join(c[1:], " ") + "\n"
+		if c[0] == "ip" {
+			ipCmds.WriteString(line)
+		} else {
+			tcCmds.WriteString(line)
+		}
+	}
+	if ipCmds.Len() > 0 {
+		if _, err := r.Run(ctx, []byte(ipCmds.String()), "ip", "-batch", "-"); err != nil {
 			return fmt.Errorf("shaping: %w", err)
 		}
+	}
+	if _, err := r.Run(ctx, []byte(tcCmds.String()), "tc", "-batch", "-"); err != nil {
+		return fmt.Errorf("shaping: %w", err)
 	}
 	return nil
 }
@@ -141,26 +155,34 @@ func removeShaping(ctx context.Context, r Runner, iface string) error {
 	if iface == "" {
 		return nil
 	}
-	out, err := r.Run(ctx, nil, "tc", "qdisc", "show", "dev", iface)
+	out, err := r.Run(ctx, nil, "tc", "qdisc", "show")
 	if err != nil {
 		return fmt.Errorf("reading qdiscs: %w", err)
 	}
-	if strings.Contains(string(out), " "+shapeHandle+" root") {
-		if _, err := r.Run(ctx, nil, "tc", "qdisc", "del", "dev", iface, "root"); err != nil {
+	return removeShapingFrom(ctx, r, iface, string(out))
+}
+
+// removeShapingFrom works from a `tc qdisc show` listing of every device.
+// The IFB device shows up there because faultline always gives it a qdisc.
+func removeShapingFrom(ctx context.Context, r Runner, iface, qdiscs string) error {
+	if iface == "" {
+		return nil
+	}
+	var del strings.Builder
+	if strings.Contains(qdiscs, "qdisc htb "+shapeHandle+" dev "+iface+" root") {
+		del.WriteString("qdisc del dev " + iface + " root\n")
+	}
+	ifb := strings.Contains(qdiscs, " dev "+IFBDevice+" ")
+	// The ingress qdisc only exists to feed our IFB device.
+	if ifb && strings.Contains(qdiscs, "qdisc ingress ffff: dev "+iface+" ") {
+		del.WriteString("qdisc del dev " + iface + " ingress\n")
+	}
+	if del.Len() > 0 {
+		if _, err := r.Run(ctx, []byte(del.String()), "tc", "-batch", "-"); err != nil {
 			return fmt.Errorf("removing shaping: %w", err)
 		}
 	}
-	links, err := r.Run(ctx, nil, "ip", "-o", "link", "show")
-	if err != nil {
-		return fmt.Errorf("listing links: %w", err)
-	}
-	if strings.Contains(string(links), " "+IFBDevice+":") {
-		// The ingress qdisc only exists to feed our IFB device.
-		if strings.Contains(string(out), "qdisc ingress ffff:") {
-			if _, err := r.Run(ctx, nil, "tc", "qdisc", "del", "dev", iface, "ingress"); err != nil {
-				return fmt.Errorf("removing ingress redirect: %w", err)
-			}
-		}
+	if ifb {
 		if _, err := r.Run(ctx, nil, "ip", "link", "del", IFBDevice); err != nil {
 			return fmt.Errorf("removing %s: %w", IFBDevice, err)
 		}
@@ -168,12 +190,16 @@ func removeShaping(ctx context.Context, r Runner, iface string) error {
 	return nil
 }
 
-func rootKind(show string) string {
-	f := strings.Fields(show)
-	if len(f) >= 2 && f[0] == "qdisc" {
-		return f[1]
+// rootKind is the kind and handle of iface's root qdisc in a `tc qdisc
+// show` listing.
+func rootKind(show, iface string) (kind, handle string) {
+	for _, line := range strings.Split(show, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[0] == "qdisc" && f[3] == "dev" && f[4] == iface && f[5] == "root" {
+			return f[1], f[2]
+		}
 	}
-	return ""
+	return "", ""
 }
 
 func isDefault(kind string) bool {
