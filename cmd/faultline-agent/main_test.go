@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,34 +126,53 @@ func TestAgentBinaryNetworkLifecycleSurvivesSIGKILL(t *testing.T) {
 		return string(out)
 	}
 	spec := `{"network":[{"delay":"20ms","to":["10.7.0.0/16"]},{"partition":true,"to":["10.9.0.0/16:5432"]},{"loss":"5%","direction":"both","to":[":53/udp"]},{"reset":true,"to":["10.8.0.1:443"]}]}`
-	start := func() *exec.Cmd {
+	start := func(wait bool) *exec.Cmd {
 		cmd := exec.Command("ip", "netns", "exec", ns, agent, "run", "--listen=127.0.0.1:0", "--proc=")
 		cmd.Env = append(os.Environ(), "FAULTLINE_SPEC="+spec, "FAULTLINE_PROBE_PORTS=8080")
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for !strings.Contains(save(""), "-j FAULTLINE-INPUT") {
-			if time.Now().After(deadline) {
-				_ = cmd.Process.Kill()
-				t.Fatal("agent did not apply rules within 5s")
+		// Rules a killed run left are visible until the new run has cleaned
+		// up and re-applied, so wait for the agent to say it applied.
+		applied := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			once := false
+			for sc.Scan() {
+				if !once && strings.Contains(sc.Text(), `"msg":"network faults"`) && strings.Contains(sc.Text(), `"on":true`) {
+					once = true
+					close(applied)
+				}
 			}
-			time.Sleep(5 * time.Millisecond)
+		}()
+		if !wait {
+			return cmd
+		}
+		select {
+		case <-applied:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatal("agent did not apply rules within 5s")
 		}
 		return cmd
 	}
-	first := start()
+	first := start(true)
 	want := save("FAULTLINE-INPUT") + save("FAULTLINE-OUTPUT")
 	_ = first.Process.Kill()
 	_ = first.Wait()
 	for i := 0; i < 100; i++ {
-		cmd := start()
-		// Kill at a different moment each time, sometimes mid-apply.
-		time.Sleep(time.Duration(i%7) * time.Millisecond)
+		// Half the kills land after the rules are applied, half at a
+		// random moment from start: mid-cleanup, mid-probe or mid-apply.
+		cmd := start(i%2 == 0)
+		time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 	}
-	last := start()
+	last := start(true)
 	if got := save("FAULTLINE-INPUT") + save("FAULTLINE-OUTPUT"); got != want {
 		t.Errorf("after 100 SIGKILLs the chains differ:\nwant\n%s\ngot\n%s", want, got)
 	}

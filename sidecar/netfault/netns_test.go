@@ -409,11 +409,11 @@ func helper(mode string, args []string) int {
 		counts := map[string]int{}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for w := 0; w < 16; w++ {
+		for w := 0; w < 20; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; i < 25; i++ {
+				for i := 0; i < 50; i++ {
 					q := new(dns.Msg)
 					q.SetQuestion(dns.Fqdn(name), dns.TypeA)
 					resp, _, err := c.Exchange(q, server)
@@ -609,15 +609,16 @@ func TestDNSFailuresAtTheRequestedPercent(t *testing.T) {
 			}
 			hit := count("pg.db.svc.cluster.local")
 			miss := count("api.other.svc.cluster.local")
-			rate := float64(hit[failure]) / 400
+			rate := float64(hit[failure]) / 1000
 			t.Logf("requested 50%% %s: measured %.1f%% (%v); other names: %v", failure, rate*100, hit, miss)
-			if rate < 0.43 || rate > 0.57 {
-				t.Errorf("failure rate %.1f%%, want 50%% (±7 points over 400 queries)", rate*100)
+			// ±5 points is more than 3 standard deviations over 1000 queries.
+			if rate < 0.45 || rate > 0.55 {
+				t.Errorf("failure rate %.1f%%, want 50%% (±5 points over 1000 queries)", rate*100)
 			}
-			if hit["NOERROR"]+hit[failure] != 400 {
+			if hit["NOERROR"]+hit[failure] != 1000 {
 				t.Errorf("unexpected outcomes: %v", hit)
 			}
-			if miss["NOERROR"] != 400 {
+			if miss["NOERROR"] != 1000 {
 				t.Errorf("names that do not match were disturbed: %v", miss)
 			}
 		})
