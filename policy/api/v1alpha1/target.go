@@ -11,6 +11,7 @@ import (
 
 // Target is a parsed destination from NetworkRule.To or .Except. Exactly one
 // of Prefix and Host is set, or neither (any host, e.g. ":53/udp").
+// +kubebuilder:object:generate=false
 type Target struct {
 	Prefix   netip.Prefix // an address is a /32 or /128
 	Host     string       // a DNS name, resolved by the agent

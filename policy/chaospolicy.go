@@ -1,0 +1,166 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+// Codes of policy decisions.
+const (
+	CodePolicyPaused   Code = "policy-paused"
+	CodeOutsideWindow  Code = "outside-window"
+	CodeLimitExceeded  Code = "limit-exceeded"
+	CodeDryRun         Code = "dry-run"
+	CodePolicyInvalid  Code = "policy-invalid"
+	CodeAuditViolation Code = "audit-violation"
+)
+
+// PolicySource lists the ChaosPolicies (an informer cache in the webhook,
+// files for `faultline explain`).
+type PolicySource interface {
+	ChaosPolicies(ctx context.Context) ([]v1alpha1.ChaosPolicy, error)
+}
+
+// StaticPolicies is a fixed list, for offline use and tests.
+type StaticPolicies []v1alpha1.ChaosPolicy
+
+func (s StaticPolicies) ChaosPolicies(context.Context) ([]v1alpha1.ChaosPolicy, error) { return s, nil }
+
+// Policies is the Limiter backed by ChaosPolicies. Every policy that selects
+// the pod must allow it: the combination is the most restrictive one.
+type Policies struct {
+	Source PolicySource
+	// Now is the clock for windows; nil means time.Now.
+	Now func() time.Time
+}
+
+func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.FaultSpec) Decision {
+	all, err := p.Source.ChaosPolicies(ctx)
+	if err != nil {
+		return Skip(CodeNoPolicy, "ChaosPolicies could not be read ("+err.Error()+"): not injected", true)
+	}
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	var matched []*v1alpha1.ChaosPolicy
+	for i := range all {
+		ok, err := selects(&all[i], req)
+		if err != nil {
+			return Decision{Reasons: []Reason{{Code: CodePolicyInvalid, Policy: all[i].Name, Message: err.Error(), Notify: true}}}
+		}
+		if ok {
+			matched = append(matched, &all[i])
+		}
+	}
+	if len(matched) == 0 {
+		return Skip(CodeNoPolicy, fmt.Sprintf("no ChaosPolicy selects namespace %s and this pod's labels: chaos is off until a platform team allows it", req.Pod.Namespace), true)
+	}
+	slices.SortFunc(matched, func(a, b *v1alpha1.ChaosPolicy) int { return strings.Compare(a.Name, b.Name) })
+
+	var refusals, audits, dry []Reason
+	for _, pol := range matched {
+		problems := judge(pol, spec, now)
+		mode := pol.Spec.Mode
+		if mode == "" {
+			mode = v1alpha1.ModeEnforce
+		}
+		if mode == v1alpha1.ModeDryRun {
+			msg := "DryRun: would inject " + strings.Join(spec.Kinds(), ", ")
+			if len(problems) > 0 {
+				msg = "DryRun: would not inject: " + joinMessages(problems)
+			}
+			dry = append(dry, Reason{Code: CodeDryRun, Policy: pol.Name, Message: msg, Notify: true})
+			continue
+		}
+		for _, pr := range problems {
+			// The kill switch holds whatever the mode.
+			if mode == v1alpha1.ModeAudit && pr.Code != CodePolicyPaused {
+				pr.Code = CodeAuditViolation
+				pr.Message = "Audit: injected although " + pr.Message
+				audits = append(audits, pr)
+				continue
+			}
+			refusals = append(refusals, pr)
+		}
+	}
+	switch {
+	case len(refusals) > 0:
+		// Report every refusal; the first decides the metric label.
+		return Decision{Reasons: refusals}
+	case len(dry) > 0:
+		return Decision{Reasons: dry}
+	}
+	names := make([]string, len(matched))
+	for i, m := range matched {
+		names[i] = m.Name
+	}
+	reasons := append([]Reason{}, audits...)
+	reasons = append(reasons, Reason{Code: CodeInjected, Message: "allowed by ChaosPolicy " + strings.Join(names, ", ")})
+	return Decision{Inject: true, Spec: spec, Reasons: reasons}
+}
+
+// judge lists what keeps pol from allowing spec now.
+func judge(pol *v1alpha1.ChaosPolicy, spec *v1alpha1.FaultSpec, now time.Time) []Reason {
+	r := func(code Code, msg string) Reason {
+		return Reason{Code: code, Policy: pol.Name, Message: msg, Notify: true}
+	}
+	if pol.Spec.Paused {
+		return []Reason{r(CodePolicyPaused, "paused (kill switch): no new chaos")}
+	}
+	var out []Reason
+	in, err := inWindows(pol.Spec.Windows, now)
+	switch {
+	case err != nil:
+		out = append(out, r(CodePolicyInvalid, err.Error()))
+	case !in:
+		out = append(out, r(CodeOutsideWindow, "outside its windows ("+describeWindows(pol.Spec.Windows)+")"))
+	}
+	for _, v := range violations(spec, pol.Spec.Limits) {
+		out = append(out, r(CodeLimitExceeded, v))
+	}
+	return out
+}
+
+func selects(pol *v1alpha1.ChaosPolicy, req *Request) (bool, error) {
+	ok, err := matches(pol.Spec.NamespaceSelector, req.NamespaceLabels)
+	if err != nil || !ok {
+		return false, wrapSel("namespaceSelector", err)
+	}
+	ok, err = matches(pol.Spec.PodSelector, req.Pod.Labels)
+	return ok, wrapSel("podSelector", err)
+}
+
+func matches(sel *metav1.LabelSelector, l map[string]string) (bool, error) {
+	if sel == nil {
+		return true, nil
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return false, err
+	}
+	return s.Matches(labels.Set(l)), nil
+}
+
+func wrapSel(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", field, err)
+}
+
+func joinMessages(rs []Reason) string {
+	m := make([]string, len(rs))
+	for i, r := range rs {
+		m[i] = r.Message
+	}
+	return strings.Join(m, "; ")
+}

@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+// violations lists, in words naming the field and the limit, every way spec
+// goes beyond l. A fault kind without a limit is not allowed at all.
+func violations(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
+	var out []string
+	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	dur := func(field, v, limitName, limit string) {
+		if v == "" {
+			return
+		}
+		if limit == "" {
+			bad("%s is not allowed (no %s)", field, limitName)
+			return
+		}
+		got, err1 := v1alpha1.ParseDuration(v)
+		max, err2 := v1alpha1.ParseDuration(limit)
+		if err1 != nil || err2 != nil || got > max {
+			bad("%s %s exceeds %s %s", field, v, limitName, limit)
+		}
+	}
+	pct := func(field, v, limitName, limit string) {
+		if v == "" {
+			return
+		}
+		if limit == "" {
+			bad("%s is not allowed (no %s)", field, limitName)
+			return
+		}
+		got, err1 := v1alpha1.ParsePercent(v)
+		max, err2 := v1alpha1.ParsePercent(limit)
+		if err1 != nil || err2 != nil || got > max {
+			bad("%s %s exceeds %s %s", field, v, limitName, limit)
+		}
+	}
+	for i, r := range spec.Network {
+		f := func(name string) string { return fmt.Sprintf("network[%d].%s", i, name) }
+		dur(f("delay"), r.Delay, "maxDelay", l.MaxDelay)
+		dur(f("jitter"), r.Jitter, "maxJitter", l.MaxJitter)
+		pct(f("loss"), r.Loss, "maxLoss", l.MaxLoss)
+		// Duplication, corruption and reordering count against maxLoss:
+		// each damages packets the way loss does.
+		pct(f("duplicate"), r.Duplicate, "maxLoss", l.MaxLoss)
+		pct(f("corrupt"), r.Corrupt, "maxLoss", l.MaxLoss)
+		pct(f("reorder"), r.Reorder, "maxLoss", l.MaxLoss)
+		if r.Bandwidth != "" {
+			if l.MinBandwidth == "" {
+				bad("%s is not allowed (no minBandwidth)", f("bandwidth"))
+			} else {
+				got, err1 := v1alpha1.ParseBandwidth(r.Bandwidth)
+				min, err2 := v1alpha1.ParseBandwidth(l.MinBandwidth)
+				if err1 != nil || err2 != nil || got < min {
+					bad("%s %s is below minBandwidth %s", f("bandwidth"), r.Bandwidth, l.MinBandwidth)
+				}
+			}
+		}
+		if r.Partition && !l.Partition {
+			bad("%s is not allowed (limits.partition is false)", f("partition"))
+		}
+		if r.Reset && !l.Reset {
+			bad("%s is not allowed (limits.reset is false)", f("reset"))
+		}
+	}
+	if spec.DNS != nil {
+		pct("dns.percent", spec.DNS.Percent, "maxDNSPercent", l.MaxDNSPercent)
+	}
+	if c := spec.Clock; c != nil {
+		if c.Offset != "" {
+			if l.MaxClockOffset == "" {
+				bad("clock.offset is not allowed (no maxClockOffset)")
+			} else {
+				got, err1 := v1alpha1.ParseSignedDuration(c.Offset)
+				max, err2 := v1alpha1.ParseDuration(l.MaxClockOffset)
+				if err1 != nil || err2 != nil || absDur(got) > max {
+					bad("clock.offset %s exceeds maxClockOffset %s", c.Offset, l.MaxClockOffset)
+				}
+			}
+		}
+		if c.Drift != "" {
+			if l.MaxClockDrift == "" {
+				bad("clock.drift is not allowed (no maxClockDrift)")
+			} else {
+				got, err1 := v1alpha1.ParseDrift(c.Drift)
+				max, err2 := v1alpha1.ParseDrift(l.MaxClockDrift)
+				if err1 != nil || err2 != nil || math.Abs(got) > max {
+					bad("clock.drift %s exceeds maxClockDrift %s", c.Drift, l.MaxClockDrift)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
