@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
@@ -31,6 +33,8 @@ import (
 func TestAgainstARealAPIServer(t *testing.T) {
 	testenv.Assets(t)
 	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(testenv.RepoRoot(t), "charts", "faultline", "crds")},
+		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{
 				MutatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
@@ -44,7 +48,10 @@ func TestAgainstARealAPIServer(t *testing.T) {
 		t.Fatalf("starting kube-apiserver and etcd: %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +61,7 @@ func TestAgainstARealAPIServer(t *testing.T) {
 	wo := env.WebhookInstallOptions
 	stopServer := serveWebhook(t, ctx, wo, &Handler{
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
-			Limiter: policy.AdmitRequested{Why: "opted in"}, Specs: policy.NewSpecCache(64)},
+			Limiter: &policy.Policies{Source: ClientPolicies{Reader: c}}, Specs: policy.NewSpecCache(64)},
 		Namespaces: ClientNamespaces{Reader: c},
 		Injector:   NewInjector(DefaultConfig()),
 		Metrics:    NewMetrics(nil),
@@ -67,21 +74,34 @@ func TestAgainstARealAPIServer(t *testing.T) {
 		}
 	}
 	mkns("shop", map[string]string{v1alpha1.LabelNamespaceInjection: "enabled"})
+	if err := c.Create(ctx, &v1alpha1.ChaosPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop-chaos"},
+		Spec: v1alpha1.ChaosPolicySpec{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "shop"}},
+			Limits:            v1alpha1.Limits{MaxDelay: "200ms", MaxClockOffset: "10m"},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	mkns("other", nil)
 	mkns("faultline-system", map[string]string{v1alpha1.LabelNamespaceInjection: "enabled"})
 
-	create := func(ns, name string) *corev1.Pod {
+	createWith := func(ns, name, faults string) *corev1.Pod {
 		t.Helper()
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
 				Labels:      map[string]string{v1alpha1.LabelPodInject: "true"},
-				Annotations: map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 100ms}]\nclock: {offset: +5m}"}},
+				Annotations: map[string]string{v1alpha1.AnnotationFaults: faults}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
 		}
 		if err := c.Create(ctx, p); err != nil {
 			t.Fatalf("creating pod %s/%s: %v", ns, name, err)
 		}
 		return p
+	}
+	create := func(ns, name string) *corev1.Pod {
+		t.Helper()
+		return createWith(ns, name, "network: [{delay: 100ms}]\nclock: {offset: +5m}")
 	}
 
 	t.Run("the stored configuration fails open and selects only opted-in pods", func(t *testing.T) {
@@ -118,6 +138,13 @@ func TestAgainstARealAPIServer(t *testing.T) {
 		}
 		if env := envValue(p.Spec.Containers[0], EnvLDPreload); env != TimeShimPath {
 			t.Errorf("app LD_PRELOAD = %q", env)
+		}
+	})
+
+	t.Run("a pod asking for more than the ChaosPolicy allows is created without chaos", func(t *testing.T) {
+		p := createWith("shop", "too-much", "network: [{delay: 2s}]")
+		if len(p.Spec.InitContainers) != 0 {
+			t.Fatalf("pod over the limit was mutated: %v", names(p.Spec.InitContainers))
 		}
 	})
 

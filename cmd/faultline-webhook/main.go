@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/faultline-dev/faultline/policy"
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	fwebhook "github.com/faultline-dev/faultline/webhook"
 )
 
@@ -49,8 +51,15 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("faultline-webhook")
 
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		panic(err) // start-up: the built-in types always register
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 clientgoscheme.Scheme,
+		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress: *probeAddr,
 		LeaderElection:         *leaderElect,
@@ -62,10 +71,10 @@ func main() {
 		os.Exit(1)
 	}
 	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
-		// Until the ChaosPolicy engine exists, safety rules and opt-in decide.
+		// Safety rules first, then the ChaosPolicies: no policy, no chaos.
 		Decider: &policy.Engine{
 			Safety:  policy.Safety{OwnNamespace: *ownNamespace},
-			Limiter: policy.AdmitRequested{Why: "opted in (no policy engine in this version: pods get what they ask for)"},
+			Limiter: &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}},
 			Specs:   policy.NewSpecCache(1024),
 		},
 		Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()},

@@ -11,11 +11,12 @@ import (
 	"io"
 	"os"
 
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/webhook"
 	"github.com/faultline-dev/faultline/webhook/kubeinject"
 )
 
-const usage = `usage: faultline inject -f FILE [--allow-all] [--sidecar native|classic] [--agent-image IMAGE] [--namespace NS] | faultline validate -f FILE [--namespace NS]  (FILE may hold several YAML documents; "-" reads stdin)`
+const usage = `usage: faultline inject -f FILE [--policies DIR | --allow-all] [--sidecar native|classic] [--agent-image IMAGE] [--namespace NS] | faultline explain -f FILE [--policies DIR] | faultline validate -f FILE  (FILE may hold several YAML documents; "-" reads stdin)`
 
 // errBadInput makes main exit 2.
 var errBadInput = errors.New("bad input")
@@ -44,7 +45,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	namespace := fs.String("namespace", "default", "namespace for objects that do not name one")
 	cfg := webhook.DefaultConfig()
 	var allowAll bool
-	var mode string
+	var mode, policiesDir string
+	if cmd == "inject" || cmd == "explain" {
+		fs.StringVar(&policiesDir, "policies", "", "directory of ChaosPolicy YAML to decide with")
+	}
 	if cmd == "inject" {
 		fs.BoolVar(&allowAll, "allow-all", false, "preview as if a ChaosPolicy allowed every requested fault")
 		fs.StringVar(&mode, "sidecar", string(webhook.SidecarNative), "native or classic")
@@ -52,8 +56,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	} else if cmd == "-h" || cmd == "--help" || cmd == "help" {
 		fmt.Fprintln(stdout, usage)
 		return nil
-	} else if cmd != "validate" {
-		fmt.Fprintf(stderr, "faultline: unknown command %q: want inject or validate\n", cmd)
+	} else if cmd != "validate" && cmd != "explain" {
+		fmt.Fprintf(stderr, "faultline: unknown command %q: want inject, explain or validate\n", cmd)
 		return errBadInput
 	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -68,6 +72,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return errBadInput
 	}
 	cfg.SidecarMode = webhook.SidecarMode(mode)
+	if mode == "" {
+		cfg.SidecarMode = webhook.SidecarNative
+	}
+	var policies []v1alpha1.ChaosPolicy
+	if policiesDir != "" {
+		var err error
+		if policies, err = kubeinject.ReadPolicies(policiesDir); err != nil {
+			fmt.Fprintf(stderr, "faultline %s: %v\n", cmd, err)
+			return errBadInput
+		}
+	}
 	if cmd == "inject" {
 		if err := cfg.Validate(); err != nil {
 			fmt.Fprintf(stderr, "faultline inject: %v\n", err)
@@ -103,9 +118,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 
-	outcomes, err := kubeinject.Inject(ctx, objs, kubeinject.Options{Config: cfg, AllowAll: allowAll}, stdout)
+	out := stdout
+	if cmd == "explain" {
+		out = io.Discard
+	}
+	outcomes, err := kubeinject.Inject(ctx, objs, kubeinject.Options{Config: cfg, AllowAll: allowAll, Policies: policies}, out)
 	if err != nil {
 		return err
+	}
+	if cmd == "explain" {
+		stderr = stdout // explain's answer is its output
 	}
 	for _, oc := range outcomes {
 		if oc.Injected {

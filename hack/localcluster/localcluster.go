@@ -43,6 +43,8 @@ type Options struct {
 	StateDir string
 	// Namespace is faultline's own namespace.
 	Namespace string
+	// CRDDir holds CRDs to install before anything else starts.
+	CRDDir string
 }
 
 // Cluster is a running local control plane.
@@ -89,12 +91,17 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	c = &Cluster{opts: opts, Kubectl: filepath.Join(opts.Assets, "kubectl")}
+	started := c // the named result is nil on the error paths
 	defer func() {
 		if err != nil {
-			c.Stop()
+			_ = started.Stop()
 		}
 	}()
 	env := &envtest.Environment{BinaryAssetsDirectory: opts.Assets}
+	if opts.CRDDir != "" {
+		env.CRDDirectoryPaths = []string{opts.CRDDir}
+		env.ErrorIfCRDPathMissing = true
+	}
 	if opts.WebhookBinary != "" {
 		env.WebhookInstallOptions.MutatingWebhooks = []*admissionregistrationv1.MutatingWebhookConfiguration{
 			webhook.MutatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{

@@ -42,9 +42,9 @@ func run(assets, state, bin, examples string, exitAfter bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	state, _ = filepath.Abs(state)
-	step("starting etcd, kube-apiserver, kube-controller-manager and faultline-webhook")
+	step("starting etcd, kube-apiserver (faultline CRDs installed), kube-controller-manager and faultline-webhook")
 	c, err := localcluster.Start(ctx, localcluster.Options{
-		Assets: assets, WebhookBinary: bin, StateDir: state,
+		Assets: assets, WebhookBinary: bin, StateDir: state, CRDDir: "charts/faultline/crds",
 		WebhookArgs: []string{"--agent-image=faultline-agent:dev"},
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
@@ -21,9 +22,15 @@ import (
 type Options struct {
 	Config webhook.Config
 	// AllowAll previews as if a policy allowed every requested fault;
-	// without it nothing is injected, as with no ChaosPolicy in a cluster.
+	// without it (and without policies) nothing is injected, as with no
+	// ChaosPolicy in a cluster.
 	AllowAll     bool
 	OwnNamespace string
+	// Policies are ChaosPolicies to decide with (from --policies), on top
+	// of any ChaosPolicy documents in the input itself.
+	Policies []v1alpha1.ChaosPolicy
+	// Now is the clock for policy windows; nil means time.Now.
+	Now func() time.Time
 }
 
 // Outcome is what happened to one object.
@@ -37,9 +44,22 @@ type Outcome struct {
 // Inject writes every object to out, injected where the decision allows,
 // and returns one outcome per object with a pod template.
 func Inject(ctx context.Context, objs []*Object, opts Options, out io.Writer) ([]Outcome, error) {
-	var limiter policy.Limiter = policy.NoPolicy{Why: "no ChaosPolicy is available offline; pass --allow-all to preview as if one allowed everything"}
-	if opts.AllowAll {
+	policies := append([]v1alpha1.ChaosPolicy{}, opts.Policies...)
+	for _, o := range objs {
+		if o.Kind == "ChaosPolicy" {
+			var p v1alpha1.ChaosPolicy
+			if err := json.Unmarshal(o.JSON, &p); err != nil {
+				return nil, fmt.Errorf("%s: %w", o.ID(), err)
+			}
+			policies = append(policies, p)
+		}
+	}
+	var limiter policy.Limiter = policy.NoPolicy{Why: "no ChaosPolicy given (--policies DIR or ChaosPolicy documents in the input); pass --allow-all to preview as if one allowed everything"}
+	switch {
+	case opts.AllowAll:
 		limiter = policy.AdmitRequested{Why: "--allow-all: previewing as if a policy allowed every requested fault"}
+	case len(policies) > 0:
+		limiter = &policy.Policies{Source: policy.StaticPolicies(policies), Now: opts.Now}
 	}
 	engine := &policy.Engine{Safety: policy.Safety{OwnNamespace: opts.OwnNamespace}, Limiter: limiter}
 	namespaces := map[string]map[string]string{}
@@ -78,8 +98,14 @@ func injectOne(ctx context.Context, engine *policy.Engine, injector *webhook.Inj
 	tmpl := o.Template
 	pod := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
 	pod.Namespace = o.Namespace
-	labels, known := namespaces[o.Namespace]
-	d := engine.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: known})
+	known, ok := namespaces[o.Namespace]
+	// The API server labels every namespace with its name; policies select
+	// on it, so the offline view does too.
+	labels := map[string]string{"kubernetes.io/metadata.name": o.Namespace}
+	for k, v := range known {
+		labels[k] = v
+	}
+	d := engine.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: ok})
 	oc := Outcome{Object: o, Decision: d}
 	if !d.Inject {
 		return oc, o.JSON, nil

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/faultline-dev/faultline/hack/golden"
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/webhook"
 )
 
@@ -21,8 +23,16 @@ func testConfig() webhook.Config {
 }
 
 func TestInjectWorkloadsAsTheGoldenFilesShow(t *testing.T) {
-	for _, allowAll := range []bool{true, false} {
-		name := map[bool]string{true: "allow-all", false: "no-policy"}[allowAll]
+	policies, err := ReadPolicies("testdata/policies")
+	if err != nil || len(policies) == 0 {
+		t.Fatalf("policies: %v (%d)", err, len(policies))
+	}
+	for _, name := range []string{"allow-all", "no-policy", "policies"} {
+		allowAll := name == "allow-all"
+		var ps []v1alpha1.ChaosPolicy
+		if name == "policies" {
+			ps = policies
+		}
 		t.Run("with "+name, func(t *testing.T) {
 			f, err := os.Open("testdata/workloads.yaml")
 			if err != nil {
@@ -34,7 +44,8 @@ func TestInjectWorkloadsAsTheGoldenFilesShow(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			outcomes, err := Inject(context.Background(), objs, Options{Config: testConfig(), AllowAll: allowAll}, &out)
+			outcomes, err := Inject(context.Background(), objs, Options{Config: testConfig(), AllowAll: allowAll, Policies: ps,
+				Now: func() time.Time { return time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC) }}, &out)
 			if err != nil {
 				t.Fatal(err)
 			}

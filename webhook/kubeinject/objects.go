@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -14,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
 // Object is one document of the input, kept as JSON so that fields faultline
@@ -93,7 +97,7 @@ func parseObject(js []byte, defaultNamespace string) (*Object, error) {
 	if o.Name == "" {
 		o.Name = head.Metadata.GenerateName + "*"
 	}
-	if o.Kind != "Namespace" && o.Namespace == "" {
+	if o.Kind != "Namespace" && o.Kind != "ChaosPolicy" && o.Namespace == "" {
 		o.Namespace = defaultNamespace
 	}
 	var err error
@@ -135,6 +139,43 @@ func template[T any](js []byte, get func(*T) *corev1.PodTemplateSpec) (*corev1.P
 		return nil, err
 	}
 	return get(&obj), nil
+}
+
+// ReadPolicies reads every ChaosPolicy document from the .yaml, .yml and
+// .json files in dir.
+func ReadPolicies(dir string) ([]v1alpha1.ChaosPolicy, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--policies: %w", err)
+	}
+	var out []v1alpha1.ChaosPolicy
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".yaml" && ext != ".yml" && ext != ".json") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := Read(f, "")
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for _, o := range objs {
+			if o.Kind != "ChaosPolicy" {
+				continue
+			}
+			var p v1alpha1.ChaosPolicy
+			if err := json.Unmarshal(o.JSON, &p); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", path, o.ID(), err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // AnnotationRoot is the field path prefix of the template's annotations,
