@@ -164,3 +164,29 @@ func joinMessages(rs []Reason) string {
 	}
 	return strings.Join(m, "; ")
 }
+
+// DefaultFaults returns the defaultFaults of the first (by name) policy that
+// selects the pod and has any; the usual limits then apply to them.
+func (p *Policies) DefaultFaults(ctx context.Context, req *Request) (*v1alpha1.FaultSpec, string) {
+	all, err := p.Source.ChaosPolicies(ctx)
+	if err != nil {
+		return nil, ""
+	}
+	all = slices.Clone(all)
+	slices.SortFunc(all, func(a, b v1alpha1.ChaosPolicy) int { return strings.Compare(a.Name, b.Name) })
+	for i := range all {
+		pol := &all[i]
+		if pol.Spec.DefaultFaults == nil {
+			continue
+		}
+		if ok, err := selects(pol, req); err == nil && ok {
+			spec := pol.Spec.DefaultFaults.DeepCopy()
+			if errs := spec.Validate(nil); len(errs) > 0 {
+				continue
+			}
+			spec.Normalize()
+			return spec, pol.Name
+		}
+	}
+	return nil, ""
+}

@@ -153,3 +153,49 @@ func TestWindowsFollowDaylightSaving(t *testing.T) {
 		})
 	}
 }
+
+type profiles map[string]v1alpha1.FaultProfile
+
+func (p profiles) FaultProfile(_ context.Context, ns, name string) (*v1alpha1.FaultProfile, error) {
+	if fp, ok := p[ns+"/"+name]; ok {
+		return &fp, nil
+	}
+	return nil, nil
+}
+
+func TestProfilesAndDefaultFaults(t *testing.T) {
+	pol := policy(t, `
+metadata: {name: staging}
+spec:
+  limits: {maxDelay: 200ms, maxLoss: 2%}
+  defaultFaults: {network: [{loss: 1%}]}
+`)
+	slow := v1alpha1.FaultProfile{Spec: v1alpha1.FaultSpec{Network: []v1alpha1.NetworkRule{{Delay: "150ms"}}}}
+	broken := v1alpha1.FaultProfile{Spec: v1alpha1.FaultSpec{Network: []v1alpha1.NetworkRule{{Delay: "soon"}}}}
+	e := Engine{
+		Limiter:  &Policies{Source: StaticPolicies{pol}},
+		Profiles: profiles{"shop/slow-db": slow, "shop/broken": broken},
+	}
+	always := map[string]string{v1alpha1.LabelNamespaceInjection: "always"}
+	cases := []struct {
+		name     string
+		ann      map[string]string
+		ns       map[string]string
+		inject   bool
+		contains string
+	}{
+		{"a pod naming a FaultProfile gets its spec", map[string]string{v1alpha1.AnnotationProfile: "slow-db"}, nsEnabled, true, "allowed by ChaosPolicy staging"},
+		{"a missing profile is named", map[string]string{v1alpha1.AnnotationProfile: "nope"}, nsEnabled, false, "FaultProfile shop/nope: not found"},
+		{"an invalid profile names its field", map[string]string{v1alpha1.AnnotationProfile: "broken"}, nsEnabled, false, "FaultProfile broken.spec.network[0].delay"},
+		{"a quiet pod in an always-on namespace gets the policy's defaultFaults", nil, always, true, "policy staging: defaultFaults for an always-on namespace"},
+		{"a quiet pod in an opt-in namespace gets nothing", nil, nsEnabled, false, "neither faultline.dev/faults nor faultline.dev/profile"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := e.Decide(context.Background(), &Request{Pod: pod("shop", optedIn, c.ann), NamespaceLabels: c.ns, NamespaceKnown: true})
+			if d.Inject != c.inject || !strings.Contains(d.Message(), c.contains) {
+				t.Fatalf("inject=%v %q; want inject=%v containing %q", d.Inject, d.Message(), c.inject, c.contains)
+			}
+		})
+	}
+}

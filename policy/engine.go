@@ -19,6 +19,8 @@ type Engine struct {
 	Limiter Limiter
 	// Specs caches parsed annotations; nil parses every time.
 	Specs *SpecCache
+	// Profiles resolves faultline.dev/profile; nil refuses profiles.
+	Profiles ProfileSource
 }
 
 // Decide never fails: every outcome, including bad input, is a Decision.
@@ -26,11 +28,12 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 	if d, stop := e.Safety.check(req); stop {
 		return d
 	}
-	spec, d, ok := requestedSpec(req, e.Specs)
+	spec, pre, ok := e.requestedSpec(ctx, req)
 	if !ok {
-		return d
+		return pre
 	}
-	d = e.Limiter.Limit(ctx, req, spec)
+	d := e.Limiter.Limit(ctx, req, spec)
+	d.Reasons = append(pre.Reasons, d.Reasons...)
 	if !d.Inject {
 		return d
 	}

@@ -73,9 +73,10 @@ func main() {
 	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
 		// Safety rules first, then the ChaosPolicies: no policy, no chaos.
 		Decider: &policy.Engine{
-			Safety:  policy.Safety{OwnNamespace: *ownNamespace},
-			Limiter: &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}},
-			Specs:   policy.NewSpecCache(1024),
+			Safety:   policy.Safety{OwnNamespace: *ownNamespace},
+			Limiter:  &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}},
+			Profiles: fwebhook.ClientProfiles{Reader: mgr.GetClient()},
+			Specs:    policy.NewSpecCache(1024),
 		},
 		Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()},
 		Injector:   fwebhook.NewInjector(cfg),

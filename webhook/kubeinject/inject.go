@@ -61,7 +61,17 @@ func Inject(ctx context.Context, objs []*Object, opts Options, out io.Writer) ([
 	case len(policies) > 0:
 		limiter = &policy.Policies{Source: policy.StaticPolicies(policies), Now: opts.Now}
 	}
-	engine := &policy.Engine{Safety: policy.Safety{OwnNamespace: opts.OwnNamespace}, Limiter: limiter}
+	profiles := inputProfiles{}
+	for _, o := range objs {
+		if o.Kind == "FaultProfile" {
+			var p v1alpha1.FaultProfile
+			if err := json.Unmarshal(o.JSON, &p); err != nil {
+				return nil, fmt.Errorf("%s: %w", o.ID(), err)
+			}
+			profiles[o.Namespace+"/"+p.Name] = p
+		}
+	}
+	engine := &policy.Engine{Safety: policy.Safety{OwnNamespace: opts.OwnNamespace}, Limiter: limiter, Profiles: profiles}
 	namespaces := map[string]map[string]string{}
 	for _, o := range objs {
 		if o.Kind == "Namespace" {
@@ -207,4 +217,14 @@ func Validate(objs []*Object) []Problem {
 		}
 	}
 	return problems
+}
+
+// inputProfiles are the FaultProfile documents of the input, by namespace/name.
+type inputProfiles map[string]v1alpha1.FaultProfile
+
+func (p inputProfiles) FaultProfile(_ context.Context, ns, name string) (*v1alpha1.FaultProfile, error) {
+	if fp, ok := p[ns+"/"+name]; ok {
+		return &fp, nil
+	}
+	return nil, nil
 }
