@@ -14,6 +14,7 @@ import (
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/webhook"
 	"github.com/faultline-dev/faultline/webhook/kubeinject"
+	"github.com/faultline-dev/faultline/webhook/workload"
 )
 
 const usage = `usage: faultline inject -f FILE [--policies DIR | --allow-all] [--sidecar native|classic] [--agent-image IMAGE] [--namespace NS] | faultline explain -f FILE [--policies DIR] | faultline validate -f FILE  (FILE may hold several YAML documents; "-" reads stdin)`
@@ -78,7 +79,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var policies []v1alpha1.ChaosPolicy
 	if policiesDir != "" {
 		var err error
-		if policies, err = kubeinject.ReadPolicies(policiesDir); err != nil {
+		if policies, err = workload.ReadPolicies(policiesDir); err != nil {
 			fmt.Fprintf(stderr, "faultline %s: %v\n", cmd, err)
 			return errBadInput
 		}
@@ -100,13 +101,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer f.Close()
 		in = f
 	}
-	objs, err := kubeinject.Read(in, *namespace)
+	objs, err := workload.Read(in, *namespace)
 	if err != nil {
 		fmt.Fprintf(stderr, "faultline %s: %s: %v\n", cmd, *file, err)
 		return errBadInput
 	}
 
-	problems := kubeinject.Validate(objs)
+	problems := workload.Validate(objs)
 	for _, p := range problems {
 		fmt.Fprintln(stderr, p.String())
 	}

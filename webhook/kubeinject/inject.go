@@ -10,12 +10,12 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
 	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/webhook"
+	"github.com/faultline-dev/faultline/webhook/workload"
 )
 
 // Options control an offline injection.
@@ -35,7 +35,7 @@ type Options struct {
 
 // Outcome is what happened to one object.
 type Outcome struct {
-	Object   *Object
+	Object   *workload.Object
 	Injected bool
 	Decision policy.Decision
 	Warnings []string
@@ -43,7 +43,7 @@ type Outcome struct {
 
 // Inject writes every object to out, injected where the decision allows,
 // and returns one outcome per object with a pod template.
-func Inject(ctx context.Context, objs []*Object, opts Options, out io.Writer) ([]Outcome, error) {
+func Inject(ctx context.Context, objs []*workload.Object, opts Options, out io.Writer) ([]Outcome, error) {
 	policies := append([]v1alpha1.ChaosPolicy{}, opts.Policies...)
 	for _, o := range objs {
 		if o.Kind == "ChaosPolicy" {
@@ -104,7 +104,7 @@ func Inject(ctx context.Context, objs []*Object, opts Options, out io.Writer) ([
 	return outcomes, nil
 }
 
-func injectOne(ctx context.Context, engine *policy.Engine, injector *webhook.Injector, o *Object, namespaces map[string]map[string]string) (Outcome, []byte, error) {
+func injectOne(ctx context.Context, engine *policy.Engine, injector *webhook.Injector, o *workload.Object, namespaces map[string]map[string]string) (Outcome, []byte, error) {
 	tmpl := o.Template
 	pod := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
 	pod.Namespace = o.Namespace
@@ -172,51 +172,6 @@ func ensureMetadata(js []byte, prefix string) ([]byte, error) {
 	}
 	cur["metadata"] = map[string]any{}
 	return json.Marshal(doc)
-}
-
-// Problem is one bad value in an object's faultline annotations.
-type Problem struct {
-	Object *Object
-	Err    *field.Error
-}
-
-func (p Problem) String() string { return p.Object.ID() + ": " + p.Err.Error() }
-
-// Validate checks faultline's labels and annotations on every pod template
-// and returns one problem per bad value.
-func Validate(objs []*Object) []Problem {
-	var problems []Problem
-	for _, o := range objs {
-		if o.Template == nil {
-			continue
-		}
-		add := func(e *field.Error) { problems = append(problems, Problem{Object: o, Err: e}) }
-		root := field.NewPath(o.AnnotationRoot())
-		ann := o.Template.Annotations
-		raw, hasFaults := ann[v1alpha1.AnnotationFaults]
-		if hasFaults {
-			if _, errs := v1alpha1.ParseFaultSpec(raw, root.Key(v1alpha1.AnnotationFaults)); len(errs) > 0 {
-				for _, e := range errs {
-					add(e)
-				}
-			}
-		}
-		if p, ok := ann[v1alpha1.AnnotationProfile]; ok {
-			if hasFaults {
-				add(field.Forbidden(root.Key(v1alpha1.AnnotationProfile), "set either "+v1alpha1.AnnotationFaults+" or "+v1alpha1.AnnotationProfile+", not both"))
-			} else if msgs := validateName(p); msgs != "" {
-				add(field.Invalid(root.Key(v1alpha1.AnnotationProfile), p, "want a FaultProfile name: "+msgs))
-			}
-		}
-		if v, ok := ann[v1alpha1.AnnotationPaused]; ok && v != "true" && v != "false" {
-			add(field.NotSupported(root.Key(v1alpha1.AnnotationPaused), v, []string{"true", "false"}))
-		}
-		labelRoot := field.NewPath(strings.Replace(o.AnnotationRoot(), "annotations", "labels", 1))
-		if v, ok := o.Template.Labels[v1alpha1.LabelPodInject]; ok && v != "true" && v != "false" {
-			add(field.NotSupported(labelRoot.Key(v1alpha1.LabelPodInject), v, []string{"true", "false"}))
-		}
-	}
-	return problems
 }
 
 // inputProfiles are the FaultProfile documents of the input, by namespace/name.

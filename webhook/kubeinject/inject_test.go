@@ -13,6 +13,7 @@ import (
 	"github.com/faultline-dev/faultline/hack/golden"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/webhook"
+	"github.com/faultline-dev/faultline/webhook/workload"
 )
 
 func testConfig() webhook.Config {
@@ -23,7 +24,7 @@ func testConfig() webhook.Config {
 }
 
 func TestInjectWorkloadsAsTheGoldenFilesShow(t *testing.T) {
-	policies, err := ReadPolicies("testdata/policies")
+	policies, err := workload.ReadPolicies("testdata/policies")
 	if err != nil || len(policies) == 0 {
 		t.Fatalf("policies: %v (%d)", err, len(policies))
 	}
@@ -39,7 +40,7 @@ func TestInjectWorkloadsAsTheGoldenFilesShow(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			objs, err := Read(f, "default")
+			objs, err := workload.Read(f, "default")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +63,7 @@ func TestInjectWorkloadsAsTheGoldenFilesShow(t *testing.T) {
 func TestInjectDecidesPerKind(t *testing.T) {
 	f, _ := os.Open("testdata/workloads.yaml")
 	defer f.Close()
-	objs, err := Read(f, "default")
+	objs, err := workload.Read(f, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestReadRejectsWhatIsNotAnObject(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Read(strings.NewReader(c.in), "default")
+			_, err := workload.Read(strings.NewReader(c.in), "default")
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
 			}
@@ -105,11 +106,11 @@ func FuzzRead(f *testing.F) {
 	f.Add("kind: Pod\nmetadata: {labels: {faultline.dev/inject: 'true'}, annotations: {faultline.dev/faults: 'clock: {offset: 1s}'}}\nspec: {containers: [{name: a, env: [{name: LD_PRELOAD, value: x}]}]}")
 	f.Add("kind: CronJob\nspec: {jobTemplate: {spec: {template: {}}}}")
 	f.Fuzz(func(t *testing.T, in string) {
-		objs, err := Read(strings.NewReader(in), "default")
+		objs, err := workload.Read(strings.NewReader(in), "default")
 		if err != nil {
 			return
 		}
-		_ = Validate(objs)
+		_ = workload.Validate(objs)
 		if _, err := Inject(context.Background(), objs, Options{Config: testConfig(), AllowAll: true}, &bytes.Buffer{}); err != nil {
 			t.Fatalf("inject failed on input Read accepted: %v", err)
 		}

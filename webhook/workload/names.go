@@ -1,4 +1,4 @@
-package kubeinject
+package workload
 
 import (
 	"strings"

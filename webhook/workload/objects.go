@@ -1,4 +1,4 @@
-package kubeinject
+package workload
 
 import (
 	"bufio"
@@ -64,7 +64,7 @@ func Read(r io.Reader, defaultNamespace string) ([]*Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("document %d: not valid YAML: %w", i, err)
 		}
-		o, err := parseObject(js, defaultNamespace)
+		o, err := ParseObject(js, defaultNamespace)
 		if err != nil {
 			return nil, fmt.Errorf("document %d: %w", i, err)
 		}
@@ -82,7 +82,7 @@ func stripComments(doc []byte) []byte {
 	return bytes.Join(out, []byte("\n"))
 }
 
-func parseObject(js []byte, defaultNamespace string) (*Object, error) {
+func ParseObject(js []byte, defaultNamespace string) (*Object, error) {
 	var head struct {
 		Kind     string            `json:"kind"`
 		Metadata metav1.ObjectMeta `json:"metadata"`
