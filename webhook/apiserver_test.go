@@ -11,6 +11,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,6 +40,11 @@ func TestAgainstARealAPIServer(t *testing.T) {
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{
 				MutatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
 					Service: &admissionregistrationv1.ServiceReference{Name: "faultline", Namespace: "faultline-system", Path: ptr.To(Path)},
+				}, "faultline-system"),
+			},
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{
+				ValidatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
+					Service: &admissionregistrationv1.ServiceReference{Name: "faultline", Namespace: "faultline-system", Path: ptr.To(ValidatePath)},
 				}, "faultline-system"),
 			},
 		},
@@ -162,6 +168,28 @@ func TestAgainstARealAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a Deployment with a broken fault annotation is refused at apply time with the parser's message", func(t *testing.T) {
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "typo", Namespace: "shop"},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "typo"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "typo", v1alpha1.LabelPodInject: "true"},
+						Annotations: map[string]string{v1alpha1.AnnotationFaults: "network: [{dealy: 100ms}]"}},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
+				},
+			},
+		}
+		err := c.Create(ctx, d)
+		if err == nil || !strings.Contains(err.Error(), "spec.template.metadata.annotations[faultline.dev/faults].network[0].dealy: Forbidden: unknown field") {
+			t.Fatalf("got %v, want a denial naming the field", err)
+		}
+		d.Spec.Template.Annotations[v1alpha1.AnnotationFaults] = "network: [{delay: 100ms}]"
+		if err := c.Create(ctx, d); err != nil {
+			t.Fatalf("the corrected Deployment was refused: %v", err)
+		}
+	})
+
 	t.Run("with the webhook stopped, pods are still created", func(t *testing.T) {
 		stopServer()
 		p := create("shop", "webhook-down")
@@ -175,6 +203,7 @@ func serveWebhook(t *testing.T, ctx context.Context, wo envtest.WebhookInstallOp
 	t.Helper()
 	srv := webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir})
 	srv.Register(Path, &webhook.Admission{Handler: h})
+	srv.Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{}})
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(sctx) }()

@@ -61,3 +61,44 @@ func MutatingWebhookConfiguration(client admissionregistrationv1.WebhookClientCo
 		},
 	}
 }
+
+// ValidatingConfigurationName is the ValidatingWebhookConfiguration's name.
+const ValidatingConfigurationName = "faultline-validator"
+
+// ValidatingWebhookConfiguration checks faultline's annotations on workload
+// templates in namespaces that take part in chaos. It fails open like the
+// injector: a dead webhook never blocks a deploy.
+func ValidatingWebhookConfiguration(client admissionregistrationv1.WebhookClientConfig, ownNamespace string) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	excluded := append([]string{}, policy.ProtectedNamespaces...)
+	if ownNamespace != "" {
+		excluded = append(excluded, ownNamespace)
+	}
+	rule := func(group string, resources ...string) admissionregistrationv1.RuleWithOperations {
+		return admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule: admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: resources,
+				Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+		}
+	}
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
+		ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName, Labels: map[string]string{"app.kubernetes.io/name": "faultline"}},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:         "workloads.validate.faultline.dev",
+			ClientConfig: client,
+			Rules: []admissionregistrationv1.RuleWithOperations{
+				rule("apps", "deployments", "statefulsets", "daemonsets", "replicasets"),
+				rule("batch", "jobs", "cronjobs"),
+			},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: v1alpha1.LabelNamespaceInjection, Operator: metav1.LabelSelectorOpIn, Values: []string{v1alpha1.NamespaceInjectionOn, v1alpha1.NamespaceInjectionAll}},
+				{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: excluded},
+			}},
+			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr.To[int32](5),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+}

@@ -82,6 +82,7 @@ func main() {
 		Injector:   fwebhook.NewInjector(cfg),
 		Metrics:    fwebhook.NewMetrics(metrics.Registry),
 	}})
+	mgr.GetWebhookServer().Register(fwebhook.ValidatePath, &webhook.Admission{Handler: &fwebhook.WorkloadValidator{}})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "adding healthz")
 		os.Exit(1)

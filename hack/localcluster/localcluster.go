@@ -108,6 +108,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 				Service: &admissionregistrationv1.ServiceReference{Name: "faultline-webhook", Namespace: opts.Namespace, Path: ptr.To(webhook.Path)},
 			}, opts.Namespace),
 		}
+		env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{
+			webhook.ValidatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
+				Service: &admissionregistrationv1.ServiceReference{Name: "faultline-webhook", Namespace: opts.Namespace, Path: ptr.To(webhook.ValidatePath)},
+			}, opts.Namespace),
+		}
 	}
 	c.env = env
 	if c.Config, err = env.Start(); err != nil {

@@ -52,4 +52,3 @@ func Validate(objs []*Object) []Problem {
 	}
 	return problems
 }
-
