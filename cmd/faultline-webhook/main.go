@@ -82,6 +82,11 @@ func main() {
 		Injector:   fwebhook.NewInjector(cfg),
 		Metrics:    fwebhook.NewMetrics(metrics.Registry),
 	}})
+	// The kill switch reaches running pods; with --leader-elect one replica does it.
+	if err := (&policy.KillSwitch{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "setting up the kill switch controller")
+		os.Exit(1)
+	}
 	mgr.GetWebhookServer().Register(fwebhook.ValidatePath, &webhook.Admission{Handler: &fwebhook.WorkloadValidator{}})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "adding healthz")

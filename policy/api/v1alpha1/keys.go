@@ -21,3 +21,8 @@ const (
 	// Its presence is what makes re-injection a no-op.
 	AnnotationStatus = "faultline.dev/status"
 )
+
+// AnnotationPausedBy names the ChaosPolicy whose kill switch set
+// faultline.dev/paused on a pod, so that unpausing that policy lifts exactly
+// what it set and never a pause a person set by hand.
+const AnnotationPausedBy = "faultline.dev/paused-by"
