@@ -151,8 +151,10 @@ func (q *delayQueue) release(ctx context.Context, e *DelayEngine) {
 			p := heap.Pop(&h).(held)
 			_ = q.nf.SetVerdict(p.id, nfqueue.NfAccept)
 			e.Delayed.Add(1)
+			// How late the verdict landed, had we not woken early; the
+			// verdict's own system call is part of it.
 			late := time.Since(p.release) + early
-			early += (late - early) / 16
+			early += (late - early) / 8
 			early = min(max(early, 0), 5*time.Millisecond)
 		}
 		if h.Len() > 0 {
