@@ -9,9 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/faultline-dev/faultline/hack/testenv"
@@ -48,20 +46,7 @@ func TestGeneratedManifestsAreCurrent(t *testing.T) {
 
 // The API server itself refuses bad policies, with the schema's message.
 func TestCRDValidationInARealAPIServer(t *testing.T) {
-	testenv.Assets(t)
-	root := testenv.RepoRoot(t)
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "charts", "faultline", "crds")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	scheme := runtime.NewScheme()
-	_ = v1alpha1.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, c := startAPIServer(t)
 	create := func(y string) error {
 		var p v1alpha1.ChaosPolicy
 		if err := yaml.UnmarshalStrict([]byte(y), &p); err != nil {

@@ -2,20 +2,15 @@ package policy
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/faultline-dev/faultline/hack/testenv"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
@@ -23,16 +18,7 @@ import (
 // injected pods it selects, leaves others and hand-set pauses alone, and
 // unpausing lifts exactly what it set.
 func TestKillSwitchMarksAndUnmarksInjectedPods(t *testing.T) {
-	testenv.Assets(t)
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(testenv.RepoRoot(t), "charts", "faultline", "crds")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
+	cfg, scheme, c := startAPIServer(t)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +29,6 @@ func TestKillSwitchMarksAndUnmarksInjectedPods(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = mgr.Start(ctx) }()
-	c, _ := client.New(cfg, client.Options{Scheme: scheme})
 
 	for _, ns := range []string{"shop", "other"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {

@@ -13,34 +13,28 @@ import (
 func violations(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
 	var out []string
 	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	dur := func(field, v, limitName, limit string) {
-		if v == "" {
-			return
-		}
-		if limit == "" {
+	// atMost checks one requested value against one upper limit.
+	atMost := func(field, v, limitName, limit string, within func(v, limit string) bool) {
+		switch {
+		case v == "":
+		case limit == "":
 			bad("%s is not allowed (no %s)", field, limitName)
-			return
+		case !within(v, limit):
+			bad("%s %s exceeds %s %s", field, v, limitName, limit)
 		}
+	}
+	durWithin := func(v, limit string) bool {
 		got, err1 := v1alpha1.ParseDuration(v)
 		max, err2 := v1alpha1.ParseDuration(limit)
-		if err1 != nil || err2 != nil || got > max {
-			bad("%s %s exceeds %s %s", field, v, limitName, limit)
-		}
+		return err1 == nil && err2 == nil && got <= max
 	}
-	pct := func(field, v, limitName, limit string) {
-		if v == "" {
-			return
-		}
-		if limit == "" {
-			bad("%s is not allowed (no %s)", field, limitName)
-			return
-		}
+	pctWithin := func(v, limit string) bool {
 		got, err1 := v1alpha1.ParsePercent(v)
 		max, err2 := v1alpha1.ParsePercent(limit)
-		if err1 != nil || err2 != nil || got > max {
-			bad("%s %s exceeds %s %s", field, v, limitName, limit)
-		}
+		return err1 == nil && err2 == nil && got <= max
 	}
+	dur := func(field, v, limitName, limit string) { atMost(field, v, limitName, limit, durWithin) }
+	pct := func(field, v, limitName, limit string) { atMost(field, v, limitName, limit, pctWithin) }
 	for i, r := range spec.Network {
 		f := func(name string) string { return fmt.Sprintf("network[%d].%s", i, name) }
 		dur(f("delay"), r.Delay, "maxDelay", l.MaxDelay)
