@@ -46,7 +46,7 @@ func TestGeneratedManifestsAreCurrent(t *testing.T) {
 
 // The API server itself refuses bad policies, with the schema's message.
 func TestCRDValidationInARealAPIServer(t *testing.T) {
-	_, _, c := startAPIServer(t)
+	_, _, c := testenv.APIServer(t, nil)
 	create := func(y string) error {
 		var p v1alpha1.ChaosPolicy
 		if err := yaml.UnmarshalStrict([]byte(y), &p); err != nil {

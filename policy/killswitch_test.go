@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/faultline-dev/faultline/hack/testenv"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
@@ -18,7 +19,7 @@ import (
 // injected pods it selects, leaves others and hand-set pauses alone, and
 // unpausing lifts exactly what it set.
 func TestKillSwitchMarksAndUnmarksInjectedPods(t *testing.T) {
-	cfg, scheme, c := startAPIServer(t)
+	cfg, scheme, c := testenv.APIServer(t, nil)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package policy
+package testenv
 
 import (
 	"path/filepath"
@@ -10,16 +10,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/faultline-dev/faultline/hack/testenv"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-// startAPIServer runs the locally built kube-apiserver and etcd with
-// faultline's CRDs installed, for the life of the test.
-func startAPIServer(t *testing.T) (*rest.Config, *runtime.Scheme, client.Client) {
+// APIServer starts the locally built kube-apiserver and etcd with
+// faultline's CRDs installed (env may add webhooks), for the life of the
+// test, and returns a client that knows faultline's types.
+func APIServer(t *testing.T, env *envtest.Environment) (*rest.Config, *runtime.Scheme, client.Client) {
 	t.Helper()
-	testenv.Assets(t)
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(testenv.RepoRoot(t), "charts", "faultline", "crds")}, ErrorIfCRDPathMissing: true}
+	Assets(t)
+	if env == nil {
+		env = &envtest.Environment{}
+	}
+	env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, filepath.Join(RepoRoot(t), "charts", "faultline", "crds"))
+	env.ErrorIfCRDPathMissing = true
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting kube-apiserver and etcd: %v", err)
