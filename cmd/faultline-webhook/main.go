@@ -87,6 +87,11 @@ func main() {
 		log.Error(err, "setting up the kill switch controller")
 		os.Exit(1)
 	}
+	// abortWhen: policies pause themselves when their SLO query breaches.
+	if err := mgr.Add(&policy.AbortWatcher{Client: mgr.GetClient()}); err != nil {
+		log.Error(err, "setting up abortWhen")
+		os.Exit(1)
+	}
 	mgr.GetWebhookServer().Register(fwebhook.ValidatePath, &webhook.Admission{Handler: &fwebhook.WorkloadValidator{}})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "adding healthz")
