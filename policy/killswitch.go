@@ -17,7 +17,8 @@ import (
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-// KillSwitch carries a ChaosPolicy's paused flag to the pods already
+// KillSwitch keeps each ChaosPolicy's status.injectedPods current and
+// carries its paused flag to the pods already
 // running with chaos: it sets faultline.dev/paused on every injected pod the
 // policy selects (their agents remove the faults within a second of the
 // downward API file changing) and lifts exactly that when unpaused. It runs
@@ -44,11 +45,10 @@ func (k *KillSwitch) policiesForPod(ctx context.Context, o client.Object) []reco
 	if err := k.Client.List(ctx, &l); err != nil {
 		return nil
 	}
-	var out []reconcile.Request
+	// Every policy: the pod may change its pause state or its count.
+	out := make([]reconcile.Request, 0, len(l.Items))
 	for _, p := range l.Items {
-		if p.Spec.Paused || o.GetAnnotations()[v1alpha1.AnnotationPausedBy] == p.Name {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
-		}
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
 	}
 	return out
 }
@@ -57,9 +57,9 @@ func (k *KillSwitch) policiesForPod(ctx context.Context, o client.Object) []reco
 func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := logf.FromContext(ctx)
 	var pol v1alpha1.ChaosPolicy
-	paused := false
+	paused, exists := false, false
 	if err := k.Client.Get(ctx, req.NamespacedName, &pol); err == nil {
-		paused = pol.Spec.Paused
+		paused, exists = pol.Spec.Paused, true
 	} else if !apierrors.IsNotFound(err) {
 		return reconcile.Result{}, err
 	} // a deleted policy lifts its pauses
@@ -69,6 +69,7 @@ func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	nsLabels := map[string]map[string]string{}
 	changed := 0
+	var injected int32
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		ann := pod.Annotations
@@ -76,7 +77,7 @@ func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			continue
 		}
 		selected := false
-		if paused {
+		if exists {
 			labels, ok := nsLabels[pod.Namespace]
 			if !ok {
 				var ns corev1.Namespace
@@ -90,7 +91,11 @@ func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			if selected, err = selects(&pol, &Request{Pod: pod, NamespaceLabels: labels}); err != nil {
 				return reconcile.Result{}, err
 			}
+			if selected {
+				injected++
+			}
 		}
+		selected = selected && paused
 		var patch map[string]any
 		switch {
 		case selected && ann[v1alpha1.AnnotationPaused] != "true":
@@ -108,6 +113,13 @@ func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if changed > 0 {
 		log.Info("kill switch", "policy", req.Name, "paused", paused, "podsChanged", changed)
+	}
+	if exists && pol.Status.InjectedPods != injected {
+		orig := pol.DeepCopy()
+		pol.Status.InjectedPods = injected
+		if err := k.Client.Status().Patch(ctx, &pol, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, fmt.Errorf("updating status of %s: %w", pol.Name, err)
+		}
 	}
 	return reconcile.Result{}, nil
 }

@@ -75,6 +75,14 @@ func TestKillSwitchMarksAndUnmarksInjectedPods(t *testing.T) {
 		return time.Since(start)
 	}
 
+	waitFor("status to count the injected pods in scope", func() bool {
+		var p v1alpha1.ChaosPolicy
+		_ = c.Get(ctx, client.ObjectKeyFromObject(pol), &p)
+		return p.Status.InjectedPods == 2 // chaotic and hand-paused
+	})
+	if err := c.Get(ctx, client.ObjectKeyFromObject(pol), pol); err != nil {
+		t.Fatal(err)
+	}
 	pol.Spec.Paused = true
 	if err := c.Update(ctx, pol); err != nil {
 		t.Fatal(err)
