@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -94,5 +96,20 @@ func TestEngineDecides(t *testing.T) {
 				t.Errorf("message %q does not contain %q", d.Message(), c.contains)
 			}
 		})
+	}
+}
+
+func TestSpecCacheCountsHitsAndMisses(t *testing.T) {
+	c := NewSpecCache(8)
+	reg := prometheus.NewRegistry()
+	if err := c.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		c.Parse(delaySpec)
+	}
+	c.Parse("clock: {offset: 1s}")
+	if h, m := testutil.ToFloat64(c.hits), testutil.ToFloat64(c.misses); h != 2 || m != 2 {
+		t.Fatalf("hits=%v misses=%v, want 2 and 2", h, m)
 	}
 }

@@ -70,6 +70,11 @@ func main() {
 		log.Error(err, "creating manager")
 		os.Exit(1)
 	}
+	specs := policy.NewSpecCache(1024)
+	if err := specs.Register(metrics.Registry); err != nil {
+		log.Error(err, "registering metrics")
+		os.Exit(1)
+	}
 	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
 		// Safety rules first, then the ChaosPolicies: no policy, no chaos.
 		Decider: &policy.Engine{
