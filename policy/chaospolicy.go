@@ -40,6 +40,9 @@ type Policies struct {
 	Source PolicySource
 	// Now is the clock for windows; nil means time.Now.
 	Now func() time.Time
+	// Reserver holds blast-radius slots; nil leaves maxPods unenforced
+	// (offline, where there is no shared state).
+	Reserver *LeaseReserver
 }
 
 func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.FaultSpec) Decision {
@@ -99,13 +102,20 @@ func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.Fault
 	case len(dry) > 0:
 		return Decision{Reasons: dry}
 	}
+	taken, full, err := p.reserveAll(ctx, req, matched)
+	switch {
+	case err != nil:
+		return Skip(CodeBlastRadius, "blast radius could not be checked ("+err.Error()+"): not injected", true)
+	case full != nil:
+		return Decision{Reasons: []Reason{*full}}
+	}
 	names := make([]string, len(matched))
 	for i, m := range matched {
 		names[i] = m.Name
 	}
 	reasons := append([]Reason{}, audits...)
 	reasons = append(reasons, Reason{Code: CodeInjected, Message: "allowed by ChaosPolicy " + strings.Join(names, ", ")})
-	return Decision{Inject: true, Spec: spec, Reasons: reasons}
+	return Decision{Inject: true, Spec: spec, Reasons: reasons, Reservations: taken}
 }
 
 // judge lists what keeps pol from allowing spec now.

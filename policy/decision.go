@@ -52,6 +52,8 @@ type Decision struct {
 	// Spec is what was admitted (normalized); set only when Inject.
 	Spec    *v1alpha1.FaultSpec
 	Reasons []Reason
+	// Reservations are the blast-radius slots taken for this pod.
+	Reservations []string
 }
 
 // Code is the code of the deciding (last) reason.
@@ -95,6 +97,8 @@ type Request struct {
 	Pod *corev1.Pod
 	// NamespaceLabels are the labels of the pod's namespace.
 	NamespaceLabels map[string]string
+	// ID identifies the admission (its UID), for blast-radius reservations.
+	ID string
 	// NamespaceKnown is false when the labels could not be read (offline
 	// preview without a Namespace object); rules that need them are skipped
 	// only in that mode, never in the webhook.

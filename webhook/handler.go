@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -13,6 +15,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/faultline-dev/faultline/policy"
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
 // Path is where the pod mutating webhook is served.
@@ -82,7 +85,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		return skipped(policy.Skip(policy.CodeNamespaceUnknown,
 			fmt.Sprintf("namespace %s could not be read (%v): not injected", pod.Namespace, err), true))
 	}
-	decision := h.Decider.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: true})
+	decision := h.Decider.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: true, ID: string(req.UID)})
 	if !decision.Inject {
 		return skipped(decision)
 	}
@@ -96,6 +99,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 
 	// Respond.
+	if len(decision.Reservations) > 0 {
+		// After BuildPatch's ops, so the annotations map exists by now.
+		patch.Ops = append(patch.Ops, jsonpatch.NewOperation("add",
+			"/metadata/annotations/"+escape(v1alpha1.AnnotationReservations), strings.Join(decision.Reservations, ",")))
+	}
 	body, err := patch.JSON()
 	if err != nil {
 		log.Error(err, "encoding patch", "namespace", pod.Namespace, "pod", podName(pod))

@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -70,6 +72,16 @@ func main() {
 		log.Error(err, "creating manager")
 		os.Exit(1)
 	}
+	// Blast-radius slots live in Leases in faultline's namespace; the
+	// direct (uncached) client reads them, so every replica sees every write.
+	reserver := &policy.LeaseReserver{Client: mustDirectClient(mgr), Namespace: *ownNamespace}
+	if *ownNamespace == "" {
+		log.Info("no --namespace: blast radius (maxPods) is not enforced")
+		reserver = nil
+	} else if err := mgr.Add(&policy.Sweeper{Reserver: reserver, Interval: 30 * time.Second}); err != nil {
+		log.Error(err, "setting up the blast-radius sweeper")
+		os.Exit(1)
+	}
 	specs := policy.NewSpecCache(1024)
 	if err := specs.Register(metrics.Registry); err != nil {
 		log.Error(err, "registering metrics")
@@ -79,7 +91,7 @@ func main() {
 		// Safety rules first, then the ChaosPolicies: no policy, no chaos.
 		Decider: &policy.Engine{
 			Safety:   policy.Safety{OwnNamespace: *ownNamespace},
-			Limiter:  &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}},
+			Limiter:  &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}, Reserver: reserver},
 			Profiles: fwebhook.ClientProfiles{Reader: mgr.GetClient()},
 			Specs:    policy.NewSpecCache(1024),
 		},
@@ -111,4 +123,13 @@ func main() {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// mustDirectClient is a client that bypasses the informer cache.
+func mustDirectClient(mgr ctrl.Manager) client.Client {
+	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		panic(err) // start-up only
+	}
+	return c
 }

@@ -20,8 +20,11 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/faultline-dev/faultline/webhook"
@@ -117,6 +120,14 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	c.env = env
 	if c.Config, err = env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
+	}
+	// faultline's own namespace holds its Leases (blast-radius slots).
+	cl, err := client.New(c.Config, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opts.Namespace}}); err != nil {
+		return nil, fmt.Errorf("creating namespace %s: %w", opts.Namespace, err)
 	}
 	admin, err := env.ControlPlane.AddUser(envtest.User{Name: "faultline-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {

@@ -26,3 +26,7 @@ const (
 // faultline.dev/paused on a pod, so that unpausing that policy lifts exactly
 // what it set and never a pause a person set by hand.
 const AnnotationPausedBy = "faultline.dev/paused-by"
+
+// AnnotationReservations lists the blast-radius slots ("lease/id") a pod
+// holds; the sweeper frees a slot once no pod lists it.
+const AnnotationReservations = "faultline.dev/reservations"
