@@ -29,20 +29,7 @@ import (
 // a real kube-apiserver and etcd, serves the handler over TLS as the binary
 // does, and creates pods through the API.
 func TestAgainstARealAPIServer(t *testing.T) {
-	env := &envtest.Environment{
-		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{
-				MutatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
-					Service: &admissionregistrationv1.ServiceReference{Name: "faultline", Namespace: "faultline-system", Path: ptr.To(Path)},
-				}, "faultline-system"),
-			},
-			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{
-				ValidatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
-					Service: &admissionregistrationv1.ServiceReference{Name: "faultline", Namespace: "faultline-system", Path: ptr.To(ValidatePath)},
-				}, "faultline-system"),
-			},
-		},
-	}
+	env := injectorEnv(true)
 	_, _, c := testenv.APIServer(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -230,4 +217,24 @@ func envValue(c corev1.Container, name string) string {
 		}
 	}
 	return ""
+}
+
+// injectorEnv registers the injector's real webhook configuration (and the
+// validating one) with the test API server, pointed at serveWebhook.
+func injectorEnv(validating bool) *envtest.Environment {
+	svc := func(path string) admissionregistrationv1.WebhookClientConfig {
+		return admissionregistrationv1.WebhookClientConfig{
+			Service: &admissionregistrationv1.ServiceReference{Name: "faultline", Namespace: "faultline-system", Path: ptr.To(path)},
+		}
+	}
+	env := &envtest.Environment{}
+	env.WebhookInstallOptions.MutatingWebhooks = []*admissionregistrationv1.MutatingWebhookConfiguration{
+		MutatingWebhookConfiguration(svc(Path), "faultline-system"),
+	}
+	if validating {
+		env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{
+			ValidatingWebhookConfiguration(svc(ValidatePath), "faultline-system"),
+		}
+	}
+	return env
 }

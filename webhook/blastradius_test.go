@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/faultline-dev/faultline/hack/testenv"
@@ -35,13 +33,7 @@ func (r *roundRobin) Handle(ctx context.Context, req admission.Request) admissio
 // Three webhook replicas, 200 pods created at once, maxPods 10: exactly 10
 // get chaos, counted from the API; deleting one frees its slot.
 func TestBlastRadiusHoldsAcrossReplicas(t *testing.T) {
-	env := &envtest.Environment{WebhookInstallOptions: envtest.WebhookInstallOptions{
-		MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{
-			MutatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
-				Service: &admissionregistrationv1.ServiceReference{Name: "faultline", Namespace: "faultline-system", Path: ptr.To(Path)},
-			}, "faultline-system"),
-		},
-	}}
+	env := injectorEnv(false)
 	cfg, scheme, c := testenv.APIServer(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
