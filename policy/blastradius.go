@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -115,6 +116,27 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
+// groupSize counts the existing pods of the pod's group (same namespace and
+// groupBy label values), not counting the pod being admitted.
+func (r *LeaseReserver) groupSize(ctx context.Context, pod *corev1.Pod, groupBy []string) (int, error) {
+	sel := client.MatchingLabels{}
+	for _, k := range groupBy {
+		sel[k] = pod.Labels[k]
+	}
+	var l metav1.PartialObjectMetadataList
+	l.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	if err := r.Client.List(ctx, &l, client.InNamespace(pod.Namespace), sel); err != nil {
+		return 0, fmt.Errorf("counting pods of group: %w", err)
+	}
+	n := 0
+	for _, p := range l.Items {
+		if p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Sweep drops reservations older than the grace period whose pod no longer
 // exists. It runs on the leader.
 func (r *LeaseReserver) Sweep(ctx context.Context, now time.Time) error {
@@ -185,20 +207,39 @@ func (p *Policies) reserveAll(ctx context.Context, req *Request, matched []*v1al
 	var taken []string
 	for _, pol := range matched {
 		br := pol.Spec.BlastRadius
-		if br == nil || br.MaxPods == nil || pol.Spec.Mode == v1alpha1.ModeAudit {
+		if br == nil || (br.MaxPods == nil && br.MaxPercent == "") || pol.Spec.Mode == v1alpha1.ModeAudit {
 			continue
 		}
 		if p.Reserver == nil {
 			continue // offline: no shared state to reserve in
 		}
 		group := groupKey(req.Pod, br.GroupBy)
-		res, n, err := p.Reserver.Reserve(ctx, pol.Name, group, req.ID, int(*br.MaxPods))
+		limit, what := math.MaxInt, ""
+		if br.MaxPods != nil {
+			limit, what = int(*br.MaxPods), fmt.Sprintf("maxPods %d", *br.MaxPods)
+		}
+		if br.MaxPercent != "" {
+			frac, err := v1alpha1.ParsePercent(br.MaxPercent)
+			if err != nil {
+				return nil, nil, fmt.Errorf("policy %s: blastRadius.maxPercent: %w", pol.Name, err)
+			}
+			total, err := p.Reserver.groupSize(ctx, req.Pod, br.GroupBy)
+			if err != nil {
+				return nil, nil, err
+			}
+			// Rounded down, counting the pod being created: the cap is
+			// never exceeded, at the price of the first pods of a group.
+			if byPct := int(math.Floor(frac * float64(total+1))); byPct < limit {
+				limit, what = byPct, fmt.Sprintf("maxPercent %s of %d pods", br.MaxPercent, total+1)
+			}
+		}
+		res, n, err := p.Reserver.Reserve(ctx, pol.Name, group, req.ID, limit)
 		if err != nil {
 			return nil, nil, err
 		}
 		if res == "" {
 			return nil, &Reason{Code: CodeBlastRadius, Policy: pol.Name, Notify: true,
-				Message: fmt.Sprintf("blast radius full: %d of maxPods %d in group %s", n, *br.MaxPods, group)}, nil
+				Message: fmt.Sprintf("blast radius full: %d with chaos, %s, in group %s", n, what, group)}, nil
 		}
 		taken = append(taken, res)
 	}

@@ -136,3 +136,51 @@ func TestBlastRadiusHoldsAcrossReplicas(t *testing.T) {
 		t.Fatalf("after the sweep the freed slot was not used")
 	}
 }
+
+// maxPercent: a 10-pod group created one by one under 30% ends with exactly 3
+// pods with chaos (the cap rounds down, counting the pod being admitted).
+func TestBlastRadiusMaxPercent(t *testing.T) {
+	env := injectorEnv(false)
+	_, _, c := testenv.APIServer(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, ns := range []string{"faultline-system", "shop"} {
+		labels := map[string]string{}
+		if ns == "shop" {
+			labels[v1alpha1.LabelNamespaceInjection] = "enabled"
+		}
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Create(ctx, &v1alpha1.ChaosPolicy{ObjectMeta: metav1.ObjectMeta{Name: "thirty"}, Spec: v1alpha1.ChaosPolicySpec{
+		Limits:      v1alpha1.Limits{MaxDelay: "1s"},
+		BlastRadius: &v1alpha1.BlastRadius{MaxPercent: "30%", GroupBy: []string{"app"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	serveWebhook(t, ctx, env.WebhookInstallOptions, &Handler{
+		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
+			Limiter: &policy.Policies{Source: ClientPolicies{Reader: c}, Reserver: &policy.LeaseReserver{Client: c, Namespace: "faultline-system"}}},
+		Namespaces: ClientNamespaces{Reader: c},
+		Injector:   NewInjector(DefaultConfig()),
+	})
+	n := 0
+	for i := 0; i < 10; i++ {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", i), Namespace: "shop",
+				Labels:      map[string]string{v1alpha1.LabelPodInject: "true", "app": "web"},
+				Annotations: map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 100ms}]"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
+		}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := p.Annotations[v1alpha1.AnnotationStatus]; ok {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d of 10 pods injected under maxPercent 30%%, want 3", n)
+	}
+}
