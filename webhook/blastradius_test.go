@@ -37,21 +37,7 @@ func TestBlastRadiusHoldsAcrossReplicas(t *testing.T) {
 	cfg, scheme, c := testenv.APIServer(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for _, ns := range []string{"faultline-system", "shop"} {
-		labels := map[string]string{}
-		if ns == "shop" {
-			labels[v1alpha1.LabelNamespaceInjection] = "enabled"
-		}
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Create(ctx, &v1alpha1.ChaosPolicy{ObjectMeta: metav1.ObjectMeta{Name: "capped"}, Spec: v1alpha1.ChaosPolicySpec{
-		Limits:      v1alpha1.Limits{MaxDelay: "1s"},
-		BlastRadius: &v1alpha1.BlastRadius{MaxPods: ptr.To[int32](10), GroupBy: []string{"app"}},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	setupShop(t, ctx, c, "capped", &v1alpha1.BlastRadius{MaxPods: ptr.To[int32](10), GroupBy: []string{"app"}})
 	var reservers []*policy.LeaseReserver
 	rr := &roundRobin{}
 	for i := 0; i < 3; i++ {
@@ -144,21 +130,7 @@ func TestBlastRadiusMaxPercent(t *testing.T) {
 	_, _, c := testenv.APIServer(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, ns := range []string{"faultline-system", "shop"} {
-		labels := map[string]string{}
-		if ns == "shop" {
-			labels[v1alpha1.LabelNamespaceInjection] = "enabled"
-		}
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Create(ctx, &v1alpha1.ChaosPolicy{ObjectMeta: metav1.ObjectMeta{Name: "thirty"}, Spec: v1alpha1.ChaosPolicySpec{
-		Limits:      v1alpha1.Limits{MaxDelay: "1s"},
-		BlastRadius: &v1alpha1.BlastRadius{MaxPercent: "30%", GroupBy: []string{"app"}},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	setupShop(t, ctx, c, "thirty", &v1alpha1.BlastRadius{MaxPercent: "30%", GroupBy: []string{"app"}})
 	serveWebhook(t, ctx, env.WebhookInstallOptions, &Handler{
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
 			Limiter: &policy.Policies{Source: ClientPolicies{Reader: c}, Reserver: &policy.LeaseReserver{Client: c, Namespace: "faultline-system"}}},
@@ -182,5 +154,24 @@ func TestBlastRadiusMaxPercent(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d of 10 pods injected under maxPercent 30%%, want 3", n)
+	}
+}
+
+// setupShop creates faultline's namespace, an opted-in "shop" namespace and a
+// policy allowing delay under the given blast radius.
+func setupShop(t *testing.T, ctx context.Context, c client.Client, name string, br *v1alpha1.BlastRadius) {
+	t.Helper()
+	for ns, labels := range map[string]map[string]string{
+		"faultline-system": nil,
+		"shop":             {v1alpha1.LabelNamespaceInjection: "enabled"},
+	} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Create(ctx, &v1alpha1.ChaosPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ChaosPolicySpec{
+		Limits: v1alpha1.Limits{MaxDelay: "1s"}, BlastRadius: br,
+	}}); err != nil {
+		t.Fatal(err)
 	}
 }
