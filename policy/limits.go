@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
@@ -67,35 +66,17 @@ func violations(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
 		pct("dns.percent", spec.DNS.Percent, "maxDNSPercent", l.MaxDNSPercent)
 	}
 	if c := spec.Clock; c != nil {
-		if c.Offset != "" {
-			if l.MaxClockOffset == "" {
-				bad("clock.offset is not allowed (no maxClockOffset)")
-			} else {
-				got, err1 := v1alpha1.ParseSignedDuration(c.Offset)
-				max, err2 := v1alpha1.ParseDuration(l.MaxClockOffset)
-				if err1 != nil || err2 != nil || absDur(got) > max {
-					bad("clock.offset %s exceeds maxClockOffset %s", c.Offset, l.MaxClockOffset)
-				}
-			}
-		}
-		if c.Drift != "" {
-			if l.MaxClockDrift == "" {
-				bad("clock.drift is not allowed (no maxClockDrift)")
-			} else {
-				got, err1 := v1alpha1.ParseDrift(c.Drift)
-				max, err2 := v1alpha1.ParseDrift(l.MaxClockDrift)
-				if err1 != nil || err2 != nil || math.Abs(got) > max {
-					bad("clock.drift %s exceeds maxClockDrift %s", c.Drift, l.MaxClockDrift)
-				}
-			}
-		}
+		// Signed values: the limit bounds their magnitude.
+		atMost("clock.offset", c.Offset, "maxClockOffset", l.MaxClockOffset, func(v, limit string) bool {
+			got, err1 := v1alpha1.ParseSignedDuration(v)
+			max, err2 := v1alpha1.ParseDuration(limit)
+			return err1 == nil && err2 == nil && got <= max && -got <= max
+		})
+		atMost("clock.drift", c.Drift, "maxClockDrift", l.MaxClockDrift, func(v, limit string) bool {
+			got, err1 := v1alpha1.ParseDrift(v)
+			max, err2 := v1alpha1.ParseDrift(limit)
+			return err1 == nil && err2 == nil && math.Abs(got) <= max
+		})
 	}
 	return out
-}
-
-func absDur(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }

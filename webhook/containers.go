@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
@@ -127,6 +128,6 @@ func PodInfoVolume() corev1.Volume {
 // (writer) and the app containers (readers).
 func TimeVolume() corev1.Volume {
 	return corev1.Volume{Name: TimeVolumeName, VolumeSource: corev1.VolumeSource{
-		EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resourceQuantity("16Mi"))},
+		EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("16Mi"))},
 	}}
 }

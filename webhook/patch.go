@@ -85,7 +85,6 @@ type rendered struct {
 	inits   []json.RawMessage
 	agent   json.RawMessage // classic mode: appended to containers
 	status  string
-	kinds   []string
 }
 
 // NewInjector returns an injector for cfg with a bounded render cache.
@@ -164,7 +163,7 @@ func (in *Injector) render(spec *v1alpha1.FaultSpec, probes []int32) (*rendered,
 		volumes = append(volumes, TimeVolume())
 	}
 	status := Status{Version: cfg.Version, Faults: spec.Kinds(), Sidecar: string(cfg.SidecarMode)}
-	r := &rendered{kinds: spec.Kinds()}
+	r := &rendered{}
 	for _, v := range volumes {
 		status.Volumes = append(status.Volumes, v.Name)
 		js, err := json.Marshal(v)

@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -50,5 +49,3 @@ func ProbePorts(spec *corev1.PodSpec) []int32 {
 	slices.Sort(ports)
 	return slices.Compact(ports)
 }
-
-func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }

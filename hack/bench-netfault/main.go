@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -153,7 +154,7 @@ func toJSON(y string) (string, error) {
 	if len(errs) > 0 {
 		return "", errs.ToAggregate()
 	}
-	b, err := jsonMarshal(spec)
+	b, err := json.Marshal(spec)
 	return string(b), err
 }
 
