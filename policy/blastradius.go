@@ -49,13 +49,20 @@ func leaseName(policy, group string) string {
 	return "faultline-br-" + hex.EncodeToString(h[:8])
 }
 
-// groupKey is the namespace plus the groupBy label values.
-func groupKey(pod *corev1.Pod, groupBy []string) string {
-	parts := []string{pod.Namespace}
+// groupKeyOf is the namespace plus the groupBy label values.
+func groupKeyOf(namespace string, labels map[string]string, groupBy []string) string {
+	parts := []string{namespace}
 	for _, k := range groupBy {
-		parts = append(parts, k+"="+pod.Labels[k])
+		parts = append(parts, k+"="+labels[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// Reserver holds blast-radius slots shared by every webhook replica.
+type Reserver interface {
+	// Reserve takes a slot for id in (policy, group) unless max are taken;
+	// it returns the reservation ("" when full) and how many are taken.
+	Reserve(ctx context.Context, policy, group, id string, max int) (string, int, error)
 }
 
 // Reserve takes a slot for id unless the group is full; it returns the
@@ -116,9 +123,9 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// groupSize counts the existing pods of the pod's group (same namespace and
-// groupBy label values), not counting the pod being admitted.
-func (r *LeaseReserver) groupSize(ctx context.Context, pod *corev1.Pod, groupBy []string) (int, error) {
+// GroupSize counts the pod's group with a metadata-only List: exact, but
+// its cost grows with the namespace (GroupCounter is the flat-cost path).
+func (r *LeaseReserver) GroupSize(ctx context.Context, pod *corev1.Pod, groupBy []string) (int, error) {
 	sel := client.MatchingLabels{}
 	for _, k := range groupBy {
 		sel[k] = pod.Labels[k]
@@ -210,10 +217,10 @@ func (p *Policies) reserveAll(ctx context.Context, req *Request, matched []*v1al
 		if br == nil || (br.MaxPods == nil && br.MaxPercent == "") || pol.Spec.Mode == v1alpha1.ModeAudit {
 			continue
 		}
-		if p.Reserver == nil {
-			continue // offline: no shared state to reserve in
+		if p.Reserver == nil || req.DryRun {
+			continue // offline or dry run: no shared state to reserve in
 		}
-		group := groupKey(req.Pod, br.GroupBy)
+		group := groupKeyOf(req.Pod.Namespace, req.Pod.Labels, br.GroupBy)
 		limit, what := math.MaxInt, ""
 		if br.MaxPods != nil {
 			limit, what = int(*br.MaxPods), fmt.Sprintf("maxPods %d", *br.MaxPods)
@@ -223,7 +230,10 @@ func (p *Policies) reserveAll(ctx context.Context, req *Request, matched []*v1al
 			if err != nil {
 				return nil, nil, fmt.Errorf("policy %s: blastRadius.maxPercent: %w", pol.Name, err)
 			}
-			total, err := p.Reserver.groupSize(ctx, req.Pod, br.GroupBy)
+			if p.Groups == nil {
+				return nil, nil, fmt.Errorf("policy %s: blastRadius.maxPercent needs group sizes and none are available", pol.Name)
+			}
+			total, err := p.Groups.GroupSize(ctx, req.Pod, br.GroupBy)
 			if err != nil {
 				return nil, nil, err
 			}

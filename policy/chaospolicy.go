@@ -42,7 +42,11 @@ type Policies struct {
 	Now func() time.Time
 	// Reserver holds blast-radius slots; nil leaves maxPods unenforced
 	// (offline, where there is no shared state).
-	Reserver *LeaseReserver
+	Reserver Reserver
+	// Groups sizes blast-radius groups for maxPercent.
+	Groups GroupSizer
+	// Decisions caches verdicts; nil evaluates every time.
+	Decisions *DecisionCache
 }
 
 func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.FaultSpec) Decision {
@@ -54,23 +58,66 @@ func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.Fault
 	if p.Now != nil {
 		now = p.Now()
 	}
-	var matched []*v1alpha1.ChaosPolicy
+	v, ok := p.Decisions.get(all, req, spec, now)
+	if !ok {
+		v = evaluate(all, req, spec, now)
+		p.Decisions.add(all, req, spec, now, v)
+	}
+	if v.final != nil {
+		return Decision{Reasons: slices.Clone(v.final)}
+	}
+	// The cache key covers the list's order, so the indices hold on a hit.
+	matched := make([]*v1alpha1.ChaosPolicy, len(v.matched))
+	for i, idx := range v.matched {
+		matched[i] = &all[idx]
+	}
+	// Blast radius is never cached: it is shared, changing state.
+	taken, full, err := p.reserveAll(ctx, req, matched)
+	switch {
+	case err != nil:
+		return Skip(CodeBlastRadius, "blast radius could not be checked ("+err.Error()+"): not injected", true)
+	case full != nil:
+		return Decision{Reasons: []Reason{*full}}
+	}
+	names := make([]string, len(matched))
+	for i, m := range matched {
+		names[i] = m.Name
+	}
+	reasons := slices.Clone(v.audits)
+	reasons = append(reasons, Reason{Code: CodeInjected, Message: "allowed by ChaosPolicy " + strings.Join(names, ", ")})
+	return Decision{Inject: true, Spec: spec, Reasons: reasons, Reservations: taken}
+}
+
+// verdict is what the policies say before blast radius: either a final
+// refusal (final), or the policies that allow the pod (indices into the
+// policy list, sorted by name) and the Audit notes.
+// It depends only on the policies' specs, the labels, the spec and the
+// minute, which is what makes it cacheable.
+type verdict struct {
+	final   []Reason
+	matched []int
+	audits  []Reason
+}
+
+func evaluate(all []v1alpha1.ChaosPolicy, req *Request, spec *v1alpha1.FaultSpec, now time.Time) verdict {
+	var matched []int
 	for i := range all {
 		ok, err := selects(&all[i], req)
 		if err != nil {
-			return Decision{Reasons: []Reason{{Code: CodePolicyInvalid, Policy: all[i].Name, Message: err.Error(), Notify: true}}}
+			return verdict{final: []Reason{{Code: CodePolicyInvalid, Policy: all[i].Name, Message: err.Error(), Notify: true}}}
 		}
 		if ok {
-			matched = append(matched, &all[i])
+			matched = append(matched, i)
 		}
 	}
 	if len(matched) == 0 {
-		return Skip(CodeNoPolicy, fmt.Sprintf("no ChaosPolicy selects namespace %s and this pod's labels: chaos is off until a platform team allows it", req.Pod.Namespace), true)
+		return verdict{final: Skip(CodeNoPolicy, fmt.Sprintf("no ChaosPolicy selects namespace %s and this pod's labels: chaos is off until a platform team allows it", req.Pod.Namespace), true).Reasons}
 	}
-	slices.SortFunc(matched, func(a, b *v1alpha1.ChaosPolicy) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(matched, func(a, b int) int { return strings.Compare(all[a].Name, all[b].Name) })
 
 	var refusals, audits, dry []Reason
-	for _, pol := range matched {
+	for _, idx := range matched {
+		pol := &all[idx]
 		problems := judge(pol, spec, now)
 		mode := pol.Spec.Mode
 		if mode == "" {
@@ -98,24 +145,11 @@ func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.Fault
 	switch {
 	case len(refusals) > 0:
 		// Report every refusal; the first decides the metric label.
-		return Decision{Reasons: refusals}
+		return verdict{final: refusals}
 	case len(dry) > 0:
-		return Decision{Reasons: dry}
+		return verdict{final: dry}
 	}
-	taken, full, err := p.reserveAll(ctx, req, matched)
-	switch {
-	case err != nil:
-		return Skip(CodeBlastRadius, "blast radius could not be checked ("+err.Error()+"): not injected", true)
-	case full != nil:
-		return Decision{Reasons: []Reason{*full}}
-	}
-	names := make([]string, len(matched))
-	for i, m := range matched {
-		names[i] = m.Name
-	}
-	reasons := append([]Reason{}, audits...)
-	reasons = append(reasons, Reason{Code: CodeInjected, Message: "allowed by ChaosPolicy " + strings.Join(names, ", ")})
-	return Decision{Inject: true, Spec: spec, Reasons: reasons, Reservations: taken}
+	return verdict{matched: matched, audits: audits}
 }
 
 // judge lists what keeps pol from allowing spec now.

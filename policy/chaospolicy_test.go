@@ -11,7 +11,7 @@ import (
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-func policy(t *testing.T, y string) v1alpha1.ChaosPolicy {
+func policy(t testing.TB, y string) v1alpha1.ChaosPolicy {
 	t.Helper()
 	var p v1alpha1.ChaosPolicy
 	if err := yaml.UnmarshalStrict([]byte(y), &p); err != nil {

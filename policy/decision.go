@@ -99,6 +99,9 @@ type Request struct {
 	NamespaceLabels map[string]string
 	// ID identifies the admission (its UID), for blast-radius reservations.
 	ID string
+	// DryRun admissions change nothing outside the response: no
+	// blast-radius slot is reserved.
+	DryRun bool
 	// NamespaceKnown is false when the labels could not be read (offline
 	// preview without a Namespace object); rules that need them are skipped
 	// only in that mode, never in the webhook.

@@ -109,7 +109,7 @@ func TestSpecCacheCountsHitsAndMisses(t *testing.T) {
 		c.Parse(delaySpec)
 	}
 	c.Parse("clock: {offset: 1s}")
-	if h, m := testutil.ToFloat64(c.hits), testutil.ToFloat64(c.misses); h != 2 || m != 2 {
+	if h, m := testutil.ToFloat64(c.lru.hits), testutil.ToFloat64(c.lru.misses); h != 2 || m != 2 {
 		t.Fatalf("hits=%v misses=%v, want 2 and 2", h, m)
 	}
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -13,9 +12,7 @@ import (
 // step of a decision, so a rollout parses once. Cached specs are shared:
 // callers must treat them as read-only.
 type SpecCache struct {
-	c      *lru.Cache[string, parsed]
-	hits   prometheus.Counter
-	misses prometheus.Counter
+	lru *countedLRU[parsed]
 }
 
 // Register exposes faultline_spec_cache_requests_total{result="hit|miss"}.
@@ -23,15 +20,8 @@ func (s *SpecCache) Register(reg prometheus.Registerer) error {
 	if s == nil {
 		return nil
 	}
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "faultline_spec_cache_requests_total",
-		Help: "Fault annotation parses served from the cache (hit) or parsed anew (miss).",
-	}, []string{"result"})
-	if err := reg.Register(vec); err != nil {
-		return err
-	}
-	s.hits, s.misses = vec.WithLabelValues("hit"), vec.WithLabelValues("miss")
-	return nil
+	return s.lru.register(reg, "faultline_spec_cache_requests_total",
+		"Fault annotation parses served from the cache (hit) or parsed anew (miss).")
 }
 
 type parsed struct {
@@ -39,14 +29,14 @@ type parsed struct {
 	errs field.ErrorList
 }
 
-// NewSpecCache keeps up to size distinct annotations.
+// NewSpecCache keeps up to size distinct annotations; nil (no caching) for
+// a non-positive size.
 func NewSpecCache(size int) *SpecCache {
-	c, err := lru.New[string, parsed](size)
-	if err != nil {
-		// Only a non-positive size fails; fall back to no caching.
+	l := newCountedLRU[parsed](size)
+	if l == nil {
 		return nil
 	}
-	return &SpecCache{c: c}
+	return &SpecCache{lru: l}
 }
 
 // Parse is v1alpha1.ParseFaultSpec for the faults annotation, cached.
@@ -54,16 +44,10 @@ func (s *SpecCache) Parse(raw string) (*v1alpha1.FaultSpec, field.ErrorList) {
 	if s == nil {
 		return v1alpha1.ParseFaultSpec(raw, v1alpha1.AnnotationPath(v1alpha1.AnnotationFaults))
 	}
-	if p, ok := s.c.Get(raw); ok {
-		if s.hits != nil {
-			s.hits.Inc()
-		}
+	if p, ok := s.lru.get(raw); ok {
 		return p.spec, p.errs
 	}
-	if s.misses != nil {
-		s.misses.Inc()
-	}
 	spec, errs := v1alpha1.ParseFaultSpec(raw, v1alpha1.AnnotationPath(v1alpha1.AnnotationFaults))
-	s.c.Add(raw, parsed{spec: spec, errs: errs})
+	s.lru.add(raw, parsed{spec: spec, errs: errs})
 	return spec, errs
 }

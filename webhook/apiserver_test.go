@@ -86,7 +86,7 @@ func TestAgainstARealAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, w := range got.Webhooks {
-			if *w.FailurePolicy != admissionregistrationv1.Ignore || *w.TimeoutSeconds > 5 || *w.SideEffects != admissionregistrationv1.SideEffectClassNone {
+			if *w.FailurePolicy != admissionregistrationv1.Ignore || *w.TimeoutSeconds > 5 || *w.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {
 				t.Errorf("%s: failurePolicy=%s timeout=%d sideEffects=%s", w.Name, *w.FailurePolicy, *w.TimeoutSeconds, *w.SideEffects)
 			}
 		}

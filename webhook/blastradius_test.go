@@ -131,9 +131,12 @@ func TestBlastRadiusMaxPercent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	setupShop(t, ctx, c, "thirty", &v1alpha1.BlastRadius{MaxPercent: "30%", GroupBy: []string{"app"}})
+	res := &policy.LeaseReserver{Client: c, Namespace: "faultline-system"}
 	serveWebhook(t, ctx, env.WebhookInstallOptions, &Handler{
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
-			Limiter: &policy.Policies{Source: ClientPolicies{Reader: c}, Reserver: &policy.LeaseReserver{Client: c, Namespace: "faultline-system"}}},
+			// Group sizes by List: exact at every step of a one-by-one rollout
+			// (TestGroupCounterAgreesWithTheAPIServer checks the informer path).
+			Limiter: &policy.Policies{Source: ClientPolicies{Reader: c}, Reserver: res, Groups: res}},
 		Namespaces: ClientNamespaces{Reader: c},
 		Injector:   NewInjector(DefaultConfig()),
 	})

@@ -45,6 +45,9 @@ type Handler struct {
 	Namespaces NamespaceReader
 	Injector   *Injector
 	Metrics    *Metrics
+	// Notifier turns decisions into Events once their pod exists; nil
+	// leaves them to the warning and the metric.
+	Notifier *Notifier
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -85,7 +88,13 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		return skipped(policy.Skip(policy.CodeNamespaceUnknown,
 			fmt.Sprintf("namespace %s could not be read (%v): not injected", pod.Namespace, err), true))
 	}
-	decision := h.Decider.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: true, ID: string(req.UID)})
+	dryRun := req.DryRun != nil && *req.DryRun
+	decision := h.Decider.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: true, ID: string(req.UID), DryRun: dryRun})
+	if !dryRun {
+		// Deferred until the pod exists; a pod whose patch fails below
+		// still gets the Event of what was decided.
+		defer func() { h.Notifier.Expect(pod, decision) }()
+	}
 	if !decision.Inject {
 		return skipped(decision)
 	}

@@ -2,11 +2,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -72,32 +74,52 @@ func main() {
 		log.Error(err, "creating manager")
 		os.Exit(1)
 	}
-	// Blast-radius slots live in Leases in faultline's namespace; the
-	// direct (uncached) client reads them, so every replica sees every write.
-	reserver := &policy.LeaseReserver{Client: mustDirectClient(mgr), Namespace: *ownNamespace}
+	limiter := &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}, Decisions: policy.NewDecisionCache(4096)}
 	if *ownNamespace == "" {
-		log.Info("no --namespace: blast radius (maxPods) is not enforced")
-		reserver = nil
-	} else if err := mgr.Add(&policy.Sweeper{Reserver: reserver, Interval: 30 * time.Second}); err != nil {
-		log.Error(err, "setting up the blast-radius sweeper")
-		os.Exit(1)
+		log.Info("no --namespace: blast radius (maxPods, maxPercent) is not enforced")
+	} else {
+		// Blast-radius slots live in Leases in faultline's namespace; the
+		// direct (uncached) client reads them, so every replica sees every
+		// write. Group sizes come from a metadata-only pod informer.
+		leases := &policy.LeaseReserver{Client: mustDirectClient(mgr), Namespace: *ownNamespace}
+		groups := policy.NewGroupCounter(leases, nil)
+		if err := groups.Watch(context.Background(), mgr.GetCache()); err != nil {
+			log.Error(err, "setting up blast-radius group counts")
+			os.Exit(1)
+		}
+		limiter.Reserver, limiter.Groups = leases, groups
+		if err := mgr.Add(&policy.Sweeper{Reserver: leases, Interval: 30 * time.Second}); err != nil {
+			log.Error(err, "setting up the blast-radius sweeper")
+			os.Exit(1)
+		}
 	}
 	specs := policy.NewSpecCache(1024)
-	if err := specs.Register(metrics.Registry); err != nil {
-		log.Error(err, "registering metrics")
+	for _, c := range []interface {
+		Register(prometheus.Registerer) error
+	}{specs, limiter.Decisions} {
+		if err := c.Register(metrics.Registry); err != nil {
+			log.Error(err, "registering metrics")
+			os.Exit(1)
+		}
+	}
+	// Decisions become Events on their pods once the informer sees them.
+	notifier := fwebhook.NewNotifier(mgr.GetEventRecorder("faultline-webhook"), time.Minute)
+	if _, err := policy.WatchPodMetadata(context.Background(), mgr.GetCache(), notifier); err != nil {
+		log.Error(err, "setting up decision Events")
 		os.Exit(1)
 	}
 	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
 		// Safety rules first, then the ChaosPolicies: no policy, no chaos.
 		Decider: &policy.Engine{
 			Safety:   policy.Safety{OwnNamespace: *ownNamespace},
-			Limiter:  &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}, Reserver: reserver},
+			Limiter:  limiter,
 			Profiles: fwebhook.ClientProfiles{Reader: mgr.GetClient()},
-			Specs:    policy.NewSpecCache(1024),
+			Specs:    specs,
 		},
 		Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()},
 		Injector:   fwebhook.NewInjector(cfg),
 		Metrics:    fwebhook.NewMetrics(metrics.Registry),
+		Notifier:   notifier,
 	}})
 	// The kill switch reaches running pods; with --leader-elect one replica does it.
 	if err := (&policy.KillSwitch{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {

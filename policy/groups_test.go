@@ -1,0 +1,132 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/faultline-dev/faultline/hack/testenv"
+)
+
+func podMeta(ns, name string, labels map[string]string) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels}}
+}
+
+// Every informer event moves the counts the way a fresh List would.
+func TestGroupCounterFollowsPodEvents(t *testing.T) {
+	g := NewGroupCounter(nil, nil)
+	web := map[string]string{"app": "web"}
+	admitted := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Labels: web}}
+	size := func(groupBy ...string) int {
+		n, err := g.GroupSize(context.Background(), admitted, groupBy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	g.OnAdd(podMeta("shop", "web-1", web), true)
+	g.OnAdd(podMeta("shop", "web-2", web), true)
+	g.OnAdd(podMeta("shop", "db-1", map[string]string{"app": "db"}), true)
+	g.OnAdd(podMeta("other", "web-1", web), true)
+	steps := []struct {
+		name          string
+		event         func()
+		byApp, byNone int
+	}{
+		{name: "pods listed before the first question are counted", byApp: 2, byNone: 3},
+		{name: "a new pod of the group adds one", event: func() { g.OnAdd(podMeta("shop", "web-3", web), false) }, byApp: 3, byNone: 4},
+		{name: "a pod relabelled out of the group leaves it", event: func() {
+			g.OnUpdate(podMeta("shop", "web-3", web), podMeta("shop", "web-3", map[string]string{"app": "canary"}))
+		}, byApp: 2, byNone: 4},
+		{name: "a terminating pod no longer counts", event: func() {
+			p := podMeta("shop", "web-2", web)
+			p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+			g.OnUpdate(podMeta("shop", "web-2", web), p)
+		}, byApp: 1, byNone: 3},
+		{name: "a delete seen only as a tombstone is still a delete", event: func() {
+			g.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "shop/web-1", Obj: podMeta("shop", "web-1", web)})
+		}, byApp: 0, byNone: 2},
+		{name: "deleting a pod twice counts once", event: func() { g.OnDelete(podMeta("shop", "web-1", web)) }, byApp: 0, byNone: 2},
+		{name: "an object that is not a pod is ignored", event: func() { g.OnAdd("garbage", false) }, byApp: 0, byNone: 2},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if s.event != nil {
+				s.event()
+			}
+			if got := size("app"); got != s.byApp {
+				t.Errorf("group by app: %d, want %d", got, s.byApp)
+			}
+			if got := size(); got != s.byNone {
+				t.Errorf("group by namespace: %d, want %d", got, s.byNone)
+			}
+		})
+	}
+	t.Run("a retried admission of a pod already seen does not count itself", func(t *testing.T) {
+		g.OnAdd(podMeta("shop", "web-9", web), false)
+		retried := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-9", Labels: web}}
+		if n, _ := g.GroupSize(context.Background(), retried, []string{"app"}); n != 0 {
+			t.Fatalf("%d, want 0", n)
+		}
+	})
+}
+
+// Against a real API server: the informer-fed counter agrees with a List,
+// and until the informer syncs the List answers.
+func TestGroupCounterAgreesWithTheAPIServer(t *testing.T) {
+	cfg, scheme, c := testenv.APIServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name, app string) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{"app": app}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		mk(fmt.Sprintf("web-%d", i), "web")
+	}
+	mk("db-0", "db")
+
+	list := &LeaseReserver{Client: c}
+	g := NewGroupCounter(list, nil)
+	informers, err := ctrlcache.New(cfg, ctrlcache.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Watch(ctx, informers); err != nil {
+		t.Fatal(err)
+	}
+	admitted := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Labels: map[string]string{"app": "web"}}}
+	if n, _ := g.GroupSize(ctx, admitted, []string{"app"}); n != 5 {
+		t.Fatalf("before the informer started (List fallback): %d, want 5", n)
+	}
+	go func() { _ = informers.Start(ctx) }()
+	if !informers.WaitForCacheSync(ctx) {
+		t.Fatal("informer did not sync")
+	}
+	mk("web-5", "web")
+	if err := c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-0"}}, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the counter agrees with List", func() bool {
+		want, err := list.GroupSize(ctx, admitted, []string{"app"})
+		got, _ := g.GroupSize(ctx, admitted, []string{"app"})
+		all, _ := g.GroupSize(ctx, admitted, nil)
+		return err == nil && got == want && got == 6 && all == 6
+	})
+	if g.Tracked() != 6 {
+		t.Fatalf("tracking %d pods, want 6", g.Tracked())
+	}
+}
