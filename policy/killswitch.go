@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
@@ -25,6 +27,23 @@ import (
 // under leader election, once per cluster.
 type KillSwitch struct {
 	Client client.Client
+}
+
+// Per-policy gauges, set by the kill switch (on the leader, which is the
+// replica a dashboard should read them from).
+var (
+	policyInjectedPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "faultline_policy_injected_pods",
+		Help: "Injected pods that each ChaosPolicy selects (its status.injectedPods).",
+	}, []string{"policy"})
+	policyPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "faultline_policy_paused",
+		Help: "1 when a ChaosPolicy's kill switch is on (spec.paused), else 0.",
+	}, []string{"policy"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(policyInjectedPods, policyPaused)
 }
 
 // SetupWithManager watches policies, and injected pods so that a pod
@@ -110,6 +129,13 @@ func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("patching pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 		changed++
+	}
+	if exists {
+		policyInjectedPods.WithLabelValues(req.Name).Set(float64(injected))
+		policyPaused.WithLabelValues(req.Name).Set(map[bool]float64{true: 1}[paused])
+	} else {
+		policyInjectedPods.DeleteLabelValues(req.Name)
+		policyPaused.DeleteLabelValues(req.Name)
 	}
 	if changed > 0 {
 		log.Info("kill switch", "policy", req.Name, "paused", paused, "podsChanged", changed)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -92,6 +93,9 @@ func TestKillSwitchMarksAndUnmarksInjectedPods(t *testing.T) {
 		return a[v1alpha1.AnnotationPaused] == "true" && a[v1alpha1.AnnotationPausedBy] == "shop-chaos"
 	})
 	t.Logf("kill switch -> pod annotated in %s", took.Round(time.Millisecond))
+	if paused, n := testutil.ToFloat64(policyPaused.WithLabelValues("shop-chaos")), testutil.ToFloat64(policyInjectedPods.WithLabelValues("shop-chaos")); paused != 1 || n != 2 {
+		t.Errorf("gauges: faultline_policy_paused=%v faultline_policy_injected_pods=%v, want 1 and 2", paused, n)
+	}
 	if a := ann("shop", "plain"); a[v1alpha1.AnnotationPaused] != "" {
 		t.Errorf("a pod without chaos was marked: %v", a)
 	}

@@ -38,7 +38,13 @@ func main() {
 		leaderElect  = flag.Bool("leader-elect", false, "elect a leader for controllers that must run once")
 		ownNamespace = flag.String("namespace", os.Getenv("POD_NAMESPACE"), "faultline's own namespace (never injected)")
 		mode         = flag.String("sidecar-mode", string(cfg.SidecarMode), "native (init container with restartPolicy Always) or classic")
+		certs        = certOptions{}
 	)
+	flag.StringVar(&certs.mode, "cert-mode", certsExternal, "external (cert-manager or another tool fills --cert-dir) or self-signed (faultline rotates its own CA in --cert-secret)")
+	flag.StringVar(&certs.secret, "cert-secret", "faultline-webhook-tls", "Secret holding the self-signed CA and serving certificate")
+	flag.StringVar(&certs.service, "service-name", "faultline-webhook", "Service in front of the webhook (the certificate's DNS name)")
+	flag.StringVar(&certs.mutating, "mutating-webhook-configuration", fwebhook.ConfigurationName, "MutatingWebhookConfiguration whose caBundle self-signed mode keeps current")
+	flag.StringVar(&certs.validating, "validating-webhook-configuration", fwebhook.ValidatingConfigurationName, "ValidatingWebhookConfiguration whose caBundle self-signed mode keeps current")
 	flag.StringVar(&cfg.AgentImage, "agent-image", cfg.AgentImage, "image of faultline-agent")
 	var agentPort int
 	flag.IntVar(&agentPort, "agent-port", int(cfg.AgentPort), "port of the agent's HTTP endpoints inside the pod")
@@ -48,6 +54,11 @@ func main() {
 
 	cfg.SidecarMode = fwebhook.SidecarMode(*mode)
 	cfg.AgentPort = int32(agentPort)
+	certs.dir, certs.namespace = *certDir, *ownNamespace
+	if certs.mode != certsExternal && certs.mode != certsSelfSigned {
+		fmt.Fprintf(os.Stderr, "faultline-webhook: --cert-mode: %q is not allowed, must be %s or %s\n", certs.mode, certsExternal, certsSelfSigned)
+		os.Exit(2)
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "faultline-webhook:", err)
 		os.Exit(2)
@@ -68,7 +79,7 @@ func main() {
 		HealthProbeBindAddress: *probeAddr,
 		LeaderElection:         *leaderElect,
 		LeaderElectionID:       "faultline-webhook.faultline.dev",
-		WebhookServer:          webhook.NewServer(webhook.Options{Port: *port, CertDir: *certDir}),
+		WebhookServer:          newServer(*port, *certDir),
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
@@ -101,6 +112,10 @@ func main() {
 			log.Error(err, "registering metrics")
 			os.Exit(1)
 		}
+	}
+	if err := addRotator(mgr, certs); err != nil {
+		log.Error(err, "setting up certificate rotation")
+		os.Exit(1)
 	}
 	// Decisions become Events on their pods once the informer sees them.
 	notifier := fwebhook.NewNotifier(mgr.GetEventRecorder("faultline-webhook"), time.Minute)
