@@ -26,7 +26,7 @@ import (
 
 // Real CRDs of the optional integrations, from their projects' modules.
 const (
-	certManagerModule = "github.com/cert-manager/cert-manager@v1.21.2"
+	certManagerModule  = "github.com/cert-manager/cert-manager@v1.21.2"
 	promOperatorModule = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 )
 
@@ -145,4 +145,3 @@ func TestEveryRenderedObjectPassesAServerSideDryRun(t *testing.T) {
 		})
 	}
 }
-
