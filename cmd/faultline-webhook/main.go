@@ -79,7 +79,9 @@ func main() {
 		HealthProbeBindAddress: *probeAddr,
 		LeaderElection:         *leaderElect,
 		LeaderElectionID:       "faultline-webhook.faultline.dev",
-		WebhookServer:          newServer(*port, *certDir),
+		// Explicit: outside a pod there is no service-account file to guess from.
+		LeaderElectionNamespace: *ownNamespace,
+		WebhookServer:           newServer(*port, *certDir),
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
