@@ -16,7 +16,9 @@ func main() {
 	}
 	errs := make(chan error, len(ports))
 	for _, p := range ports {
-		go func() { errs <- http.ListenAndServe(":"+p, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })) }()
+		go func() {
+			errs <- http.ListenAndServe(":"+p, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }))
+		}()
 	}
 	fmt.Fprintln(os.Stderr, "echo:", <-errs)
 	os.Exit(1)
