@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
@@ -41,6 +40,9 @@ const reservationGrace = 2 * time.Minute
 type LeaseReserver struct {
 	Client    client.Client
 	Namespace string
+	// Gone, when set, names reservations whose pod is known deleted; a
+	// full group drops them before refusing.
+	Gone func(reservation string) bool
 }
 
 // leaseName is stable per policy and group, and a valid object name.
@@ -56,6 +58,12 @@ func groupKeyOf(namespace string, labels map[string]string, groupBy []string) st
 		parts = append(parts, k+"="+labels[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// OwnerReplicas tells how many pods a pod's controller (ReplicaSet,
+// StatefulSet) wants, from its spec.replicas.
+type OwnerReplicas interface {
+	DesiredReplicas(ctx context.Context, pod *corev1.Pod) (int, bool)
 }
 
 // Reserver holds blast-radius slots shared by every webhook replica.
@@ -90,6 +98,13 @@ func (r *LeaseReserver) Reserve(ctx context.Context, policy, group, id string, m
 			return "", 0, fmt.Errorf("reading lease %s: %w", name, err)
 		}
 		res := reservations(&l)
+		if len(res) >= max && r.Gone != nil {
+			for held := range res {
+				if r.Gone(name + "/" + held) {
+					delete(res, held)
+				}
+			}
+		}
 		if len(res) >= max {
 			return "", len(res), nil
 		}
@@ -144,69 +159,6 @@ func (r *LeaseReserver) GroupSize(ctx context.Context, pod *corev1.Pod, groupBy 
 	return n, nil
 }
 
-// Sweep drops reservations older than the grace period whose pod no longer
-// exists. It runs on the leader.
-func (r *LeaseReserver) Sweep(ctx context.Context, now time.Time) error {
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods); err != nil {
-		return err
-	}
-	live := map[string]bool{}
-	for _, p := range pods.Items {
-		for _, res := range strings.Split(p.Annotations[v1alpha1.AnnotationReservations], ",") {
-			if res != "" && p.DeletionTimestamp == nil {
-				live[res] = true
-			}
-		}
-	}
-	var leases coordinationv1.LeaseList
-	if err := r.Client.List(ctx, &leases, client.InNamespace(r.Namespace), client.MatchingLabels{"app.kubernetes.io/name": "faultline"}); err != nil {
-		return err
-	}
-	for i := range leases.Items {
-		l := &leases.Items[i]
-		res := reservations(l)
-		changed := false
-		for id, at := range res {
-			if !live[l.Name+"/"+id] && now.Sub(time.Unix(at, 0)) > reservationGrace {
-				delete(res, id)
-				changed = true
-			}
-		}
-		if !changed {
-			continue
-		}
-		setReservations(l, res)
-		if err := r.Client.Update(ctx, l); err != nil && !apierrors.IsConflict(err) {
-			return err
-		} // a conflict is retried on the next sweep
-	}
-	return nil
-}
-
-// Sweeper runs Sweep every Interval on the leader (a manager.Runnable).
-type Sweeper struct {
-	Reserver *LeaseReserver
-	Interval time.Duration
-}
-
-func (s *Sweeper) NeedLeaderElection() bool { return true }
-
-func (s *Sweeper) Start(ctx context.Context) error {
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			if err := s.Reserver.Sweep(ctx, now); err != nil {
-				logf.FromContext(ctx).Error(err, "sweeping blast-radius reservations")
-			}
-		}
-	}
-}
-
 // reserveAll takes a slot in every matched Enforce policy with maxPods; if
 // any group is full the decision is a refusal naming it. Slots taken before
 // a refusal are left to the sweeper (they expire after the grace period).
@@ -237,10 +189,19 @@ func (p *Policies) reserveAll(ctx context.Context, req *Request, matched []*v1al
 			if err != nil {
 				return nil, nil, err
 			}
-			// Rounded down, counting the pod being created: the cap is
-			// never exceeded, at the price of the first pods of a group.
-			if byPct := int(math.Floor(frac * float64(total+1))); byPct < limit {
-				limit, what = byPct, fmt.Sprintf("maxPercent %s of %d pods", br.MaxPercent, total+1)
+			// Counting the pod being created, and the pods its controller
+			// is about to create: a ReplicaSet creates its pods in
+			// parallel batches, and the first ones would otherwise see a
+			// group too small for any slot.
+			size := total + 1
+			if p.Owners != nil {
+				if want, ok := p.Owners.DesiredReplicas(ctx, req.Pod); ok && want > size {
+					size = want
+				}
+			}
+			// Rounded down: the cap is never exceeded.
+			if byPct := int(math.Floor(frac * float64(size))); byPct < limit {
+				limit, what = byPct, fmt.Sprintf("maxPercent %s of %d pods", br.MaxPercent, size)
 			}
 		}
 		res, n, err := p.Reserver.Reserve(ctx, pol.Name, group, req.ID, limit)

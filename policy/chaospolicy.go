@@ -45,6 +45,9 @@ type Policies struct {
 	Reserver Reserver
 	// Groups sizes blast-radius groups for maxPercent.
 	Groups GroupSizer
+	// Owners, when set, lets maxPercent count the pods a controller is
+	// about to create; nil counts only existing pods.
+	Owners OwnerReplicas
 	// Decisions caches verdicts; nil evaluates every time.
 	Decisions *DecisionCache
 }

@@ -130,3 +130,69 @@ func TestGroupCounterAgreesWithTheAPIServer(t *testing.T) {
 		t.Fatalf("tracking %d pods, want 6", g.Tracked())
 	}
 }
+
+// memReserver keeps slots in memory: the arithmetic of maxPercent without
+// an API server (the Lease path is tested against one in webhook/).
+type memReserver map[string]int
+
+func (m memReserver) Reserve(_ context.Context, policy, group, id string, max int) (string, int, error) {
+	k := policy + "/" + group
+	if m[k] >= max {
+		return "", m[k], nil
+	}
+	m[k]++
+	return k + "/" + id, m[k], nil
+}
+
+type desired int
+
+func (d desired) DesiredReplicas(context.Context, *corev1.Pod) (int, bool) { return int(d), d > 0 }
+
+// A ReplicaSet creates its pods in parallel batches; counting its desired
+// replicas lets a 10-pod burst under 30% end with exactly 3 with chaos.
+func TestMaxPercentCountsTheControllersDesiredReplicas(t *testing.T) {
+	pol := policy(t, `
+metadata: {name: thirty}
+spec:
+  limits: {maxDelay: 1s}
+  blastRadius: {maxPercent: 30%, groupBy: [app]}
+`)
+	for _, c := range []struct {
+		name   string
+		owners OwnerReplicas
+		want   int
+	}{
+		{name: "without the controller's replicas a burst ends under the cap", want: 2},
+		{name: "with the controller's replicas a burst ends exactly at the cap", owners: desired(10), want: 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewGroupCounter(nil, nil)
+			p := &Policies{Source: StaticPolicies{pol}, Reserver: memReserver{}, Groups: g, Owners: c.owners}
+			e := Engine{Limiter: p}
+			n := 0
+			// Batches of 1, 2, 4 and 3 as the ReplicaSet controller's
+			// slow start: pods of a batch do not see each other.
+			created := 0
+			for _, batch := range []int{1, 2, 4, 3} {
+				var names []string
+				for i := 0; i < batch; i++ {
+					name := fmt.Sprintf("web-%d", created)
+					created++
+					pod := pod("shop", map[string]string{"faultline.dev/inject": "true", "app": "web"},
+						map[string]string{"faultline.dev/faults": "network: [{delay: 100ms}]"})
+					pod.Name = name
+					if d := e.Decide(context.Background(), &Request{Pod: pod, NamespaceLabels: nsEnabled, NamespaceKnown: true, ID: name}); d.Inject {
+						n++
+					}
+					names = append(names, name)
+				}
+				for _, name := range names {
+					g.OnAdd(podMeta("shop", name, map[string]string{"app": "web"}), false)
+				}
+			}
+			if n != c.want {
+				t.Fatalf("%d of 10 injected, want %d", n, c.want)
+			}
+		})
+	}
+}

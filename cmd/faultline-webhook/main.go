@@ -101,7 +101,14 @@ func main() {
 			os.Exit(1)
 		}
 		limiter.Reserver, limiter.Groups = leases, groups
-		if err := mgr.Add(&policy.Sweeper{Reserver: leases, Interval: 30 * time.Second}); err != nil {
+		limiter.Owners = fwebhook.ClientOwners{Reader: mgr.GetClient()}
+		sweeper := &policy.Sweeper{Reserver: leases, Interval: 30 * time.Second}
+		leases.Gone = sweeper.Gone
+		if _, err := policy.WatchPodMetadata(context.Background(), mgr.GetCache(), sweeper); err != nil {
+			log.Error(err, "setting up the blast-radius sweeper")
+			os.Exit(1)
+		}
+		if err := mgr.Add(sweeper); err != nil {
 			log.Error(err, "setting up the blast-radius sweeper")
 			os.Exit(1)
 		}
