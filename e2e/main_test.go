@@ -16,12 +16,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/faultline-dev/faultline/e2e/nodesim"
 	"github.com/faultline-dev/faultline/hack/localcluster"
@@ -56,6 +58,7 @@ func record(scenario, requested, measured string, pass bool) {
 }
 
 func TestMain(m *testing.M) {
+	logf.SetLogger(logr.Discard()) // the informers' logs would drown the table
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "e2e: SKIPPED ALL SCENARIOS: the node simulator needs root (network namespaces, iptables, tc)")
 		os.Exit(1)

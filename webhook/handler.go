@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -85,7 +86,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		// Without the namespace we cannot check opt-in or Pod Security; a
 		// patch PSA then rejects would fail the pod, so inject nothing.
 		log.Error(err, "reading namespace", "namespace", pod.Namespace)
-		return skipped(policy.Skip(policy.CodeNamespaceUnknown,
+		return skip(pod, policy.Skip(policy.CodeNamespaceUnknown,
 			fmt.Sprintf("namespace %s could not be read (%v): not injected", pod.Namespace, err), true))
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
@@ -96,7 +97,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		defer func() { h.Notifier.Expect(pod, decision) }()
 	}
 	if !decision.Inject {
-		return skipped(decision)
+		return skip(pod, decision)
 	}
 
 	// Build the patch.
@@ -104,7 +105,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if conflict != nil {
 		decision.Inject = false
 		decision.Reasons = append(decision.Reasons, *conflict)
-		return skipped(decision)
+		return skip(pod, decision)
 	}
 
 	// Respond.
@@ -146,6 +147,29 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 		return nil, err
 	}
 	return pod, nil
+}
+
+// skip answers a pod that is not injected. A pod that asked for faults is
+// marked with the decision's code, so that one created while the injector
+// was unreachable can be told apart later (MissedReporter).
+func skip(pod *corev1.Pod, d policy.Decision) (admission.Response, string, policy.Code) {
+	resp, result, code := skipped(d)
+	ann := pod.Annotations
+	_, faults := ann[v1alpha1.AnnotationFaults]
+	_, profile := ann[v1alpha1.AnnotationProfile]
+	_, injected := ann[v1alpha1.AnnotationStatus]
+	if (!faults && !profile) || injected {
+		return resp, result, code
+	}
+	// The annotations map exists: it holds the faults or profile key.
+	body, err := json.Marshal([]jsonpatch.Operation{jsonpatch.NewOperation("add",
+		"/metadata/annotations/"+escape(v1alpha1.AnnotationDecision), string(d.Code()))})
+	if err != nil {
+		return resp, result, code
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = body, &pt
+	return resp, result, code
 }
 
 func skipped(d policy.Decision) (admission.Response, string, policy.Code) {

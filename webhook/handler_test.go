@@ -132,20 +132,23 @@ func TestHandlerSkips(t *testing.T) {
 		code   policy.Code
 		result string
 		warn   string
+		// patch is the whole patch: at most the decision mark.
+		patch string
 	}{
-		{"an update is not a creation", admissionRequest(t, admissionv1.Update, pod), CodeNotCreate, ResultSkipped, ""},
-		{"an unreadable namespace means no injection", admissionRequest(t, admissionv1.Create, []byte(inOther)), policy.CodeNamespaceUnknown, ResultSkipped, "namespace ghost could not be read"},
+		{"an update is not a creation", admissionRequest(t, admissionv1.Update, pod), CodeNotCreate, ResultSkipped, "", ""},
+		{"an unreadable namespace means no injection, and the pod is marked with why", admissionRequest(t, admissionv1.Create, []byte(inOther)), policy.CodeNamespaceUnknown, ResultSkipped, "namespace ghost could not be read",
+			`[{"op":"add","path":"/metadata/annotations/faultline.dev~1decision","value":"namespace-unknown"}]`},
 		{"an object that is not a pod is an error, but still allowed", admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 			Operation: admissionv1.Create, Namespace: "shop", Object: runtime.RawExtension{Raw: []byte(`{"kind":"Pod","spec":{"containers":7}}`)}}},
-			CodeDecodeError, ResultError, "decoding pod"},
+			CodeDecodeError, ResultError, "decoding pod", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			h := testHandler(SidecarNative, reg)
 			resp := h.Handle(context.Background(), c.req)
-			if !resp.Allowed || len(resp.Patch) != 0 {
-				t.Fatalf("want allowed without patch, got allowed=%v patch=%s", resp.Allowed, resp.Patch)
+			if !resp.Allowed || string(resp.Patch) != c.patch {
+				t.Fatalf("want allowed with patch %q, got allowed=%v patch=%s", c.patch, resp.Allowed, resp.Patch)
 			}
 			if got := testutil.ToFloat64(h.Metrics.requests.WithLabelValues(c.result, string(c.code))); got != 1 {
 				t.Errorf("faultline_admission_requests_total{result=%q,reason=%q} = %v, want 1", c.result, c.code, got)

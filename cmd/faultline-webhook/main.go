@@ -150,6 +150,12 @@ func main() {
 		log.Error(err, "setting up the kill switch controller")
 		os.Exit(1)
 	}
+	// Pods that wanted chaos but were created while no replica answered.
+	if err := (&fwebhook.MissedReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
+		OwnNamespace: *ownNamespace, Missed: fwebhook.NewMissedCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "setting up the missed-injection reporter")
+		os.Exit(1)
+	}
 	// abortWhen: policies pause themselves when their SLO query breaches.
 	if err := mgr.Add(&policy.AbortWatcher{Client: mgr.GetClient()}); err != nil {
 		log.Error(err, "setting up abortWhen")

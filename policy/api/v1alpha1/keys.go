@@ -30,3 +30,14 @@ const AnnotationPausedBy = "faultline.dev/paused-by"
 // AnnotationReservations lists the blast-radius slots ("lease/id") a pod
 // holds; the sweeper frees a slot once no pod lists it.
 const AnnotationReservations = "faultline.dev/reservations"
+
+// AnnotationDecision is set by the injector on a pod that asked for faults,
+// reached it, and was not injected: the decision's code. A pod that asked
+// for faults and carries neither this nor faultline.dev/status never reached
+// the injector (it was down or slow, and failurePolicy Ignore let the pod
+// through).
+const AnnotationDecision = "faultline.dev/decision"
+
+// AnnotationMissed marks a pod already reported as created without the
+// injector, so that it is reported once.
+const AnnotationMissed = "faultline.dev/missed"

@@ -1,0 +1,54 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+)
+
+// 7. The webhook killed: pods are still created (without chaos); once it is
+// back, the pods that wanted chaos and missed it are reported.
+func TestScenario7WebhookOutage(t *testing.T) {
+	ctx := context.Background()
+	cluster.StopWebhook()
+	start := time.Now()
+	createPod(t, ctx, "shop", "while-down", "network: [{delay: 100ms}]", true, nil)
+	created := time.Since(start)
+	var p corev1.Pod
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "while-down"}, &p); err != nil {
+		t.Fatal(err)
+	}
+	_, injected := p.Annotations[v1alpha1.AnnotationStatus]
+	restarted := time.Now()
+	if err := cluster.StartWebhook(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ev []string
+	reportedIn := waitFor(t, ctx, 90*time.Second, "the missed pod to be reported", func() bool {
+		ev = events(t, ctx, "shop", "while-down")
+		for _, e := range ev {
+			if strings.HasPrefix(e, "FaultsMissed") {
+				return true
+			}
+		}
+		return false
+	})
+	_ = k8s.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "while-down"}, &p)
+	marked := p.Annotations[v1alpha1.AnnotationMissed] == "true"
+	pass := !injected && marked
+	record("7 webhook outage", "webhook killed, a pod created, webhook restarted",
+		fmt.Sprintf("pod created in %s without chaos; FaultsMissed Event %s after the restart (%s after the webhook was back, leader lease takeover included)",
+			created.Round(time.Millisecond), (time.Since(restarted)).Round(100*time.Millisecond), reportedIn.Round(100*time.Millisecond)), pass)
+	if !pass {
+		t.Fatalf("injected=%v marked=%v events=%v", injected, marked, ev)
+	}
+}
