@@ -49,11 +49,12 @@ type Pod struct {
 }
 
 type container struct {
-	name    string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	sidecar bool
-	restart func() (*exec.Cmd, error)
+	name      string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	sidecar   bool
+	noRestart bool
+	restart   func() (*exec.Cmd, error)
 }
 
 // Start watches pods until ctx ends, then stops every pod it runs.
@@ -244,7 +245,7 @@ func (s *Simulator) supervise(p *Pod, ct *container) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		p.mu.Lock()
-		stopped := p.stopped
+		stopped := p.stopped || ct.noRestart
 		p.mu.Unlock()
 		if !ct.sidecar || stopped {
 			close(ct.done)
@@ -272,6 +273,21 @@ func (p *Pod) Processes() map[string]int {
 		}
 	}
 	return m
+}
+
+// Kill signals a container's process. A native sidecar is restarted when it
+// dies, unless restart is false; the returned channel closes when the
+// container is over for good.
+func (p *Pod) Kill(name string, sig syscall.Signal, restart bool) (int, <-chan struct{}, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.procs {
+		if c.name == name && c.cmd.Process != nil {
+			c.noRestart = !restart
+			return c.cmd.Process.Pid, c.done, syscall.Kill(c.cmd.Process.Pid, sig)
+		}
+	}
+	return 0, nil, fmt.Errorf("pod %s/%s has no container %s", p.Namespace, p.Name, name)
 }
 
 // writeAnnotations rewrites the downward API file atomically, in the
