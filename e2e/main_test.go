@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,7 @@ func setup(ctx context.Context, shim string) error {
 func printTable() {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
+	slices.SortFunc(results, func(a, b [4]string) int { return strings.Compare(a[0], b[0]) })
 	fmt.Println("\n| scenario | requested | measured | result |\n|---|---|---|---|")
 	for _, r := range results {
 		fmt.Printf("| %s | %s | %s | %s |\n", r[0], r[1], r[2], r[3])

@@ -77,10 +77,30 @@ func (n *Network) AddPod() (string, string, error) {
 	return ns, ip, nil
 }
 
+// ConnectHost joins the host to the cluster namespace by a veth pair
+// (10.88.1.1 on the host, 10.88.1.2 in the cluster namespace), for servers
+// run in the cluster namespace that host processes must reach.
+func (n *Network) ConnectHost() (string, error) {
+	host := n.Name + "h"
+	for _, cmd := range [][]string{
+		{"ip", "link", "add", host, "type", "veth", "peer", "name", "host0", "netns", n.ClusterNS()},
+		{"ip", "addr", "add", "10.88.1.1/30", "dev", host},
+		{"ip", "link", "set", host, "up"},
+		{"ip", "-n", n.ClusterNS(), "addr", "add", "10.88.1.2/30", "dev", "host0"},
+		{"ip", "-n", n.ClusterNS(), "link", "set", "host0", "up"},
+	} {
+		if err := run(cmd...); err != nil {
+			return "", err
+		}
+	}
+	return "10.88.1.2", nil
+}
+
 // RemovePod deletes a pod namespace (its veth pair goes with it).
 func (n *Network) RemovePod(ns string) error { return run("ip", "netns", "del", ns) }
 
-// Close removes every namespace with the network's prefix.
+// Close removes every namespace with the network's prefix (and with the
+// cluster namespace, the host's veth pair).
 func (n *Network) Close() {
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
