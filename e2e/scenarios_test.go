@@ -66,9 +66,11 @@ func TestScenario2PartitionAndReset(t *testing.T) {
 	createPod(t, ctx, "shop", "partitioned", "network: [{partition: true, direction: ingress, to: [\":8081\"]}]", true, nil)
 	createPod(t, ctx, "shop", "resetting", "network: [{reset: true, direction: ingress, to: [\":8081\"]}]", true, nil)
 	p, r := running(t, ctx, "shop", "partitioned"), running(t, ctx, "shop", "resetting")
-	for _, pod := range []string{p.NetNS, r.NetNS} {
-		waitFor(t, ctx, 30*time.Second, "the agent's rules", func() bool { return faultlineRules(t, pod) > 0 })
-	}
+	// The init container applies the rules, then the sidecar starts from
+	// nothing and applies them again (a restarted agent clears first): wait
+	// for the sidecar to say they are on.
+	waitFor(t, ctx, 30*time.Second, "the partition", func() bool { return agentActive(t, p.IP, "partition") })
+	waitFor(t, ctx, 30*time.Second, "the reset rule", func() bool { return agentActive(t, r.IP, "reset") })
 	got := []string{connect(t, p.IP+":8081"), connect(t, p.IP+":8080"), connect(t, r.IP+":8081"), connect(t, r.IP+":8080")}
 	want := []string{"timeout", "ok", "refused", "ok"}
 	pass := strings.Join(got, ",") == strings.Join(want, ",")
