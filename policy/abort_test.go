@@ -89,13 +89,19 @@ func TestAbortWhenPausesThePolicyAgainstARealPrometheus(t *testing.T) {
 	errorRate.Store("12")
 	crossed := time.Now()
 	waitUntil(t, 20*time.Second, "the policy to pause itself", paused)
-	var p v1alpha1.ChaosPolicy
-	_ = c.Get(ctx, client.ObjectKeyFromObject(pol), &p)
-	cond := meta.FindStatusCondition(p.Status.Conditions, ConditionAborted)
-	if cond == nil || !strings.Contains(cond.Message, "app_error_rate = 12, above 5") {
+	tookPause := time.Since(crossed)
+	// spec.paused and the status condition are two writes (two subresources).
+	var cond *metav1.Condition
+	waitUntil(t, 5*time.Second, "the Aborted condition", func() bool {
+		var p v1alpha1.ChaosPolicy
+		_ = c.Get(ctx, client.ObjectKeyFromObject(pol), &p)
+		cond = meta.FindStatusCondition(p.Status.Conditions, ConditionAborted)
+		return cond != nil
+	})
+	if !strings.Contains(cond.Message, "app_error_rate = 12, above 5") {
 		t.Fatalf("condition = %+v, want one naming the value seen", cond)
 	}
-	t.Logf("error rate crossed 5 -> policy paused after %s (scrape 1s + for 2s + evaluation); condition: %s", time.Since(crossed).Round(100*time.Millisecond), cond.Message)
+	t.Logf("error rate crossed 5 -> policy paused after %s (scrape 1s + for 2s + evaluation); condition: %s", tookPause.Round(100*time.Millisecond), cond.Message)
 }
 
 func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {

@@ -93,9 +93,10 @@ func TestKillSwitchMarksAndUnmarksInjectedPods(t *testing.T) {
 		return a[v1alpha1.AnnotationPaused] == "true" && a[v1alpha1.AnnotationPausedBy] == "shop-chaos"
 	})
 	t.Logf("kill switch -> pod annotated in %s", took.Round(time.Millisecond))
-	if paused, n := testutil.ToFloat64(policyPaused.WithLabelValues("shop-chaos")), testutil.ToFloat64(policyInjectedPods.WithLabelValues("shop-chaos")); paused != 1 || n != 2 {
-		t.Errorf("gauges: faultline_policy_paused=%v faultline_policy_injected_pods=%v, want 1 and 2", paused, n)
-	}
+	// The gauges are set at the end of the same reconcile.
+	waitFor("faultline_policy_paused=1 and faultline_policy_injected_pods=2", func() bool {
+		return testutil.ToFloat64(policyPaused.WithLabelValues("shop-chaos")) == 1 && testutil.ToFloat64(policyInjectedPods.WithLabelValues("shop-chaos")) == 2
+	})
 	if a := ann("shop", "plain"); a[v1alpha1.AnnotationPaused] != "" {
 		t.Errorf("a pod without chaos was marked: %v", a)
 	}
