@@ -129,19 +129,29 @@ func TestHelmInstallServesAdmissionsWithItsOwnCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The kubelet's part: the Secret volume.
+	// The kubelet's part: the Secret volume, kept current.
 	start := time.Now()
-	poll(t, ctx, 60*time.Second, "the webhook to fill its certificate Secret", func() bool {
-		var s corev1.Secret
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "faultline-webhook-tls"}, &s); err != nil || len(s.Data["tls.crt"]) == 0 {
-			return false
-		}
-		for k, v := range s.Data {
-			if err := os.WriteFile(filepath.Join(certDir, k), v, 0o600); err != nil {
-				t.Fatal(err)
+	go func() {
+		seen := map[string]string{}
+		for ctx.Err() == nil {
+			var s corev1.Secret
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "faultline-webhook-tls"}, &s); err == nil && len(s.Data["tls.crt"]) > 0 {
+				for k, v := range s.Data {
+					if seen[k] == string(v) {
+						continue
+					}
+					tmp := filepath.Join(certDir, "."+k)
+					if os.WriteFile(tmp, v, 0o600) == nil && os.Rename(tmp, filepath.Join(certDir, k)) == nil {
+						seen[k] = string(v)
+					}
+				}
 			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return true
+	}()
+	poll(t, ctx, 60*time.Second, "the webhook to fill its certificate Secret", func() bool {
+		_, err := os.Stat(filepath.Join(certDir, "tls.crt"))
+		return err == nil
 	})
 	t.Logf("certificate Secret filled %s after start", time.Since(start).Round(time.Millisecond))
 	poll(t, ctx, 60*time.Second, "both webhook configurations to carry the CA", func() bool {
@@ -170,19 +180,51 @@ func TestHelmInstallServesAdmissionsWithItsOwnCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	attempt := 0
-	poll(t, ctx, 60*time.Second, "a pod to be injected through the installed webhook", func() bool {
-		attempt++
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprintf("web-%d", attempt),
-			Labels:      map[string]string{v1alpha1.LabelPodInject: "true"},
-			Annotations: map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 100ms}]"}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
-		if err := c.Create(ctx, p); err != nil {
-			t.Fatalf("creating a pod: %v", err)
-		}
-		_, injected := p.Annotations[v1alpha1.AnnotationStatus]
-		return injected
-	})
+	admitted := func(what string) {
+		t.Helper()
+		poll(t, ctx, 60*time.Second, what, func() bool {
+			attempt++
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprintf("web-%d", attempt),
+				Labels:      map[string]string{v1alpha1.LabelPodInject: "true"},
+				Annotations: map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 100ms}]"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+			if err := c.Create(ctx, p); err != nil {
+				t.Fatalf("creating a pod: %v", err)
+			}
+			_, injected := p.Annotations[v1alpha1.AnnotationStatus]
+			return injected
+		})
+	}
+	admitted("a pod to be injected through the installed webhook")
 	t.Logf("first injected admission %s after the webhook started (%d pod(s) created)", time.Since(start).Round(time.Millisecond), attempt)
+
+	// Rotation without a restart: with the Secret emptied (as if the CA
+	// were lost), the webhook makes a new CA and certificate, puts the new
+	// caBundle in place, and serves the new certificate once the volume
+	// catches up, through controller-runtime's certwatcher.
+	caBundle := func() string {
+		var m admissionregistrationv1.MutatingWebhookConfiguration
+		_ = c.Get(ctx, client.ObjectKey{Name: "faultline-injector"}, &m)
+		return string(m.Webhooks[0].ClientConfig.CABundle)
+	}
+	oldCA := caBundle()
+	var secret corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "faultline-webhook-tls"}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	secret.Data = nil
+	rotated := time.Now()
+	if err := c.Update(ctx, &secret); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, 60*time.Second, "a new caBundle", func() bool { ca := caBundle(); return ca != "" && ca != oldCA })
+	admitted("a pod to be injected with the rotated certificate")
+	select {
+	case <-exited:
+		t.Fatal("the webhook restarted to rotate its certificate")
+	default:
+	}
+	t.Logf("certificates rotated: new caBundle and an injected admission %s after the Secret was emptied, same process", time.Since(rotated).Round(time.Millisecond))
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
 		t.Errorf("the chart's RBAC refused something the webhook does:\n%s", grepLines(logs.String(), "forbidden"))
 	}
