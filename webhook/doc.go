@@ -4,6 +4,13 @@
 // responds. It never blocks a pod: every outcome is an allowed response, with
 // a patch when injected and warnings when the owner should know why not.
 //
+// It also owns what the pod's owner hears afterwards: decisions as Events
+// once the pod exists (events.go), and pods created while the injector was
+// unreachable (missed.go); the webhook configurations (webhookconfig.go, the
+// same settings the Helm chart renders); the validating webhook for workload
+// templates; and the readers that connect the policy engine to the API
+// (namespaces, policies, profiles, owners).
+//
 // The injected containers are built by Go functions (containers.go), never
 // templates, so there is exactly one place each field comes from.
 package webhook
