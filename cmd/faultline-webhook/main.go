@@ -2,24 +2,16 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	fwebhook "github.com/faultline-dev/faultline/webhook"
 )
@@ -87,87 +79,8 @@ func main() {
 		log.Error(err, "creating manager")
 		os.Exit(1)
 	}
-	limiter := &policy.Policies{Source: fwebhook.ClientPolicies{Reader: mgr.GetClient()}, Decisions: policy.NewDecisionCache(4096)}
-	if *ownNamespace == "" {
-		log.Info("no --namespace: blast radius (maxPods, maxPercent) is not enforced")
-	} else {
-		// Blast-radius slots live in Leases in faultline's namespace; the
-		// direct (uncached) client reads them, so every replica sees every
-		// write. Group sizes come from a metadata-only pod informer.
-		leases := &policy.LeaseReserver{Client: mustDirectClient(mgr), Namespace: *ownNamespace}
-		groups := policy.NewGroupCounter(leases, nil)
-		if err := groups.Watch(context.Background(), mgr.GetCache()); err != nil {
-			log.Error(err, "setting up blast-radius group counts")
-			os.Exit(1)
-		}
-		limiter.Reserver, limiter.Groups = leases, groups
-		limiter.Owners = fwebhook.ClientOwners{Reader: mgr.GetClient()}
-		sweeper := &policy.Sweeper{Reserver: leases, Interval: 30 * time.Second}
-		leases.Gone = sweeper.Gone
-		if _, err := policy.WatchPodMetadata(context.Background(), mgr.GetCache(), sweeper); err != nil {
-			log.Error(err, "setting up the blast-radius sweeper")
-			os.Exit(1)
-		}
-		if err := mgr.Add(sweeper); err != nil {
-			log.Error(err, "setting up the blast-radius sweeper")
-			os.Exit(1)
-		}
-	}
-	specs := policy.NewSpecCache(1024)
-	for _, c := range []interface {
-		Register(prometheus.Registerer) error
-	}{specs, limiter.Decisions} {
-		if err := c.Register(metrics.Registry); err != nil {
-			log.Error(err, "registering metrics")
-			os.Exit(1)
-		}
-	}
-	if err := addRotator(mgr, certs); err != nil {
-		log.Error(err, "setting up certificate rotation")
-		os.Exit(1)
-	}
-	// Decisions become Events on their pods once the informer sees them.
-	notifier := fwebhook.NewNotifier(mgr.GetEventRecorder("faultline-webhook"), time.Minute)
-	if _, err := policy.WatchPodMetadata(context.Background(), mgr.GetCache(), notifier); err != nil {
-		log.Error(err, "setting up decision Events")
-		os.Exit(1)
-	}
-	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
-		// Safety rules first, then the ChaosPolicies: no policy, no chaos.
-		Decider: &policy.Engine{
-			Safety:   policy.Safety{OwnNamespace: *ownNamespace},
-			Limiter:  limiter,
-			Profiles: fwebhook.ClientProfiles{Reader: mgr.GetClient()},
-			Specs:    specs,
-		},
-		Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()},
-		Injector:   fwebhook.NewInjector(cfg),
-		Metrics:    fwebhook.NewMetrics(metrics.Registry),
-		Notifier:   notifier,
-	}})
-	// The kill switch reaches running pods; with --leader-elect one replica does it.
-	if err := (&policy.KillSwitch{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "setting up the kill switch controller")
-		os.Exit(1)
-	}
-	// Pods that wanted chaos but were created while no replica answered.
-	if err := (&fwebhook.MissedReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
-		OwnNamespace: *ownNamespace, Missed: fwebhook.NewMissedCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "setting up the missed-injection reporter")
-		os.Exit(1)
-	}
-	// abortWhen: policies pause themselves when their SLO query breaches.
-	if err := mgr.Add(&policy.AbortWatcher{Client: mgr.GetClient()}); err != nil {
-		log.Error(err, "setting up abortWhen")
-		os.Exit(1)
-	}
-	mgr.GetWebhookServer().Register(fwebhook.ValidatePath, &webhook.Admission{Handler: &fwebhook.WorkloadValidator{}})
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "adding healthz")
-		os.Exit(1)
-	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		log.Error(err, "adding readyz")
+	if err := wire(mgr, cfg, *ownNamespace, certs); err != nil {
+		log.Error(err, "setting up")
 		os.Exit(1)
 	}
 	log.Info("starting", "version", version, "webhookPort", *port, "sidecarMode", cfg.SidecarMode, "agentImage", cfg.AgentImage)
@@ -175,13 +88,4 @@ func main() {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
-}
-
-// mustDirectClient is a client that bypasses the informer cache.
-func mustDirectClient(mgr ctrl.Manager) client.Client {
-	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
-	if err != nil {
-		panic(err) // start-up only
-	}
-	return c
 }
