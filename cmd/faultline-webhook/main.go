@@ -73,7 +73,10 @@ func main() {
 		LeaderElectionID:       "faultline-webhook.faultline.dev",
 		// Explicit: outside a pod there is no service-account file to guess from.
 		LeaderElectionNamespace: *ownNamespace,
-		WebhookServer:           newServer(*port, *certDir),
+		// Hand the lease over at once on SIGTERM (a rolling update), instead
+		// of letting the next leader wait out its duration.
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer:                 newServer(*port, *certDir),
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
