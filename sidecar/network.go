@@ -194,6 +194,12 @@ func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.
 	if len(spec.Network) == 0 {
 		return nil // DNS needs the agent's responder: run applies it
 	}
+	// Only rules that work without a running agent: a DNS redirect would
+	// point at a responder that exits with this process, failing every
+	// lookup (more chaos than asked) until the sidecar takes over.
+	noDNS := *spec
+	noDNS.DNS = nil
+	spec = &noDNS
 	d := newNetDriver(ctx, spec, runner, exempt)
 	logf.FromContext(ctx).Info("network capabilities", "netem", d.caps.Netem, "nfqueue", d.caps.NFQueue)
 	if err := d.cleanup(ctx); err != nil {
