@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,6 +26,7 @@ import (
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/yaml"
 
 	"github.com/faultline-dev/faultline/e2e/nodesim"
 	"github.com/faultline-dev/faultline/hack/localcluster"
@@ -100,7 +102,12 @@ func run(m *testing.M) (int, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	mutating, validating, err := chartWebhooks(strings.TrimSpace(string(assets)), root)
+	if err != nil {
+		return 0, err
+	}
 	cluster, err = localcluster.Start(ctx, localcluster.Options{
+		Mutating: mutating, Validating: validating,
 		Assets: strings.TrimSpace(string(assets)), WebhookBinary: bins["faultline-webhook"],
 		WebhookArgs: []string{"--agent-image=faultline/agent:e2e", "--leader-elect"},
 		StateDir:    filepath.Join(dir, "cluster"), Namespace: ownNS, CRDDir: filepath.Join(root, "charts", "faultline", "crds"),
@@ -179,4 +186,32 @@ func printTable() {
 	for _, r := range results {
 		fmt.Printf("| %s | %s | %s | %s |\n", r[0], r[1], r[2], r[3])
 	}
+}
+
+// chartWebhooks renders the Helm chart and returns its webhook
+// configurations: the e2e cluster registers exactly what a helm install
+// would (envtest only points the clientConfig at the local process).
+func chartWebhooks(assets, root string) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	out, err := exec.Command(filepath.Join(assets, "helm"), "template", "faultline", filepath.Join(root, "charts", "faultline"),
+		"--namespace", ownNS, "--kube-version", "1.37.2").Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("helm template: %w", err)
+	}
+	var m admissionregistrationv1.MutatingWebhookConfiguration
+	var v admissionregistrationv1.ValidatingWebhookConfiguration
+	for _, doc := range strings.Split(string(out), "\n---") {
+		switch {
+		case strings.Contains(doc, "kind: MutatingWebhookConfiguration"):
+			err = yaml.UnmarshalStrict([]byte(doc), &m)
+		case strings.Contains(doc, "kind: ValidatingWebhookConfiguration"):
+			err = yaml.UnmarshalStrict([]byte(doc), &v)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("chart webhook configuration: %w", err)
+		}
+	}
+	if len(m.Webhooks) == 0 || len(v.Webhooks) == 0 {
+		return nil, nil, fmt.Errorf("the chart rendered no webhook configurations")
+	}
+	return &m, &v, nil
 }

@@ -48,6 +48,11 @@ type Options struct {
 	Namespace string
 	// CRDDir holds CRDs to install before anything else starts.
 	CRDDir string
+	// Mutating and Validating replace the Go-built webhook configurations
+	// (e2e passes the Helm chart's rendered ones); envtest points their
+	// clientConfig at the local webhook process either way.
+	Mutating   *admissionregistrationv1.MutatingWebhookConfiguration
+	Validating *admissionregistrationv1.ValidatingWebhookConfiguration
 }
 
 // Cluster is a running local control plane.
@@ -106,16 +111,18 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		env.ErrorIfCRDPathMissing = true
 	}
 	if opts.WebhookBinary != "" {
-		env.WebhookInstallOptions.MutatingWebhooks = []*admissionregistrationv1.MutatingWebhookConfiguration{
-			webhook.MutatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
+		if opts.Mutating == nil {
+			opts.Mutating = webhook.MutatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
 				Service: &admissionregistrationv1.ServiceReference{Name: "faultline-webhook", Namespace: opts.Namespace, Path: ptr.To(webhook.Path)},
-			}, opts.Namespace),
+			}, opts.Namespace)
 		}
-		env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{
-			webhook.ValidatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
+		if opts.Validating == nil {
+			opts.Validating = webhook.ValidatingWebhookConfiguration(admissionregistrationv1.WebhookClientConfig{
 				Service: &admissionregistrationv1.ServiceReference{Name: "faultline-webhook", Namespace: opts.Namespace, Path: ptr.To(webhook.ValidatePath)},
-			}, opts.Namespace),
+			}, opts.Namespace)
 		}
+		env.WebhookInstallOptions.MutatingWebhooks = []*admissionregistrationv1.MutatingWebhookConfiguration{opts.Mutating}
+		env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{opts.Validating}
 	}
 	c.env = env
 	if c.Config, err = env.Start(); err != nil {
