@@ -50,11 +50,19 @@ type Pod struct {
 
 type container struct {
 	name      string
-	cmd       *exec.Cmd
+	cur       *process // guarded by the pod's mu
 	done      chan struct{}
 	sidecar   bool
 	noRestart bool
-	restart   func() (*exec.Cmd, error)
+	restart   func() (*process, error)
+}
+
+// process is one run of a container; exited closes after Wait, and state
+// is readable from then on.
+type process struct {
+	pid    int
+	exited chan struct{}
+	state  *os.ProcessState
 }
 
 // Start watches pods until ctx ends, then stops every pod it runs.
@@ -166,8 +174,8 @@ func (s *Simulator) run(ctx context.Context, p *Pod, pod *corev1.Pod) error {
 			continue
 		}
 		<-ct.done
-		if ct.cmd.ProcessState == nil || !ct.cmd.ProcessState.Success() {
-			return fmt.Errorf("init container %s failed: %v (log %s)", c.Name, ct.cmd.ProcessState, s.logPath(p, c.Name))
+		if st := ct.cur.state; st == nil || !st.Success() {
+			return fmt.Errorf("init container %s failed: %v (log %s)", c.Name, st, s.logPath(p, c.Name))
 		}
 	}
 	for _, c := range pod.Spec.Containers {
@@ -211,7 +219,7 @@ func (s *Simulator) start(p *Pod, pod *corev1.Pod, c corev1.Container, vols map[
 	for i := range argv {
 		argv[i] = rewrite(argv[i])
 	}
-	mk := func() (*exec.Cmd, error) {
+	mk := func() (*process, error) {
 		log, err := os.OpenFile(s.logPath(p, c.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, err
@@ -223,14 +231,20 @@ func (s *Simulator) start(p *Pod, pod *corev1.Pod, c corev1.Container, vols map[
 			log.Close()
 			return nil, err
 		}
-		go func() { _ = cmd.Wait(); log.Close() }()
-		return cmd, nil
+		pr := &process{pid: cmd.Process.Pid, exited: make(chan struct{})}
+		go func() {
+			_ = cmd.Wait()
+			log.Close()
+			pr.state = cmd.ProcessState
+			close(pr.exited)
+		}()
+		return pr, nil
 	}
-	cmd, err := mk()
+	first, err := mk()
 	if err != nil {
 		return nil, err
 	}
-	ct := &container{name: c.Name, cmd: cmd, done: make(chan struct{}), sidecar: sidecar, restart: mk}
+	ct := &container{name: c.Name, cur: first, done: make(chan struct{}), sidecar: sidecar, restart: mk}
 	go s.supervise(p, ct)
 	p.mu.Lock()
 	p.procs = append(p.procs, ct)
@@ -241,9 +255,10 @@ func (s *Simulator) start(p *Pod, pod *corev1.Pod, c corev1.Container, vols map[
 // supervise restarts a native sidecar that dies, as the kubelet does.
 func (s *Simulator) supervise(p *Pod, ct *container) {
 	for {
-		for ct.cmd.ProcessState == nil {
-			time.Sleep(20 * time.Millisecond)
-		}
+		p.mu.Lock()
+		cur := ct.cur
+		p.mu.Unlock()
+		<-cur.exited
 		p.mu.Lock()
 		stopped := p.stopped || ct.noRestart
 		p.mu.Unlock()
@@ -251,13 +266,13 @@ func (s *Simulator) supervise(p *Pod, ct *container) {
 			close(ct.done)
 			return
 		}
-		cmd, err := ct.restart()
+		next, err := ct.restart()
 		if err != nil {
 			close(ct.done)
 			return
 		}
 		p.mu.Lock()
-		ct.cmd = cmd
+		ct.cur = next
 		p.mu.Unlock()
 	}
 }
@@ -268,8 +283,10 @@ func (p *Pod) Processes() map[string]int {
 	defer p.mu.Unlock()
 	m := map[string]int{}
 	for _, c := range p.procs {
-		if c.cmd.Process != nil && c.cmd.ProcessState == nil {
-			m[c.name] = c.cmd.Process.Pid
+		select {
+		case <-c.cur.exited:
+		default:
+			m[c.name] = c.cur.pid
 		}
 	}
 	return m
@@ -282,9 +299,9 @@ func (p *Pod) Kill(name string, sig syscall.Signal, restart bool) (int, <-chan s
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.procs {
-		if c.name == name && c.cmd.Process != nil {
+		if c.name == name {
 			c.noRestart = !restart
-			return c.cmd.Process.Pid, c.done, syscall.Kill(c.cmd.Process.Pid, sig)
+			return c.cur.pid, c.done, syscall.Kill(c.cur.pid, sig)
 		}
 	}
 	return 0, nil, fmt.Errorf("pod %s/%s has no container %s", p.Namespace, p.Name, name)
@@ -321,13 +338,19 @@ func (s *Simulator) remove(uid types.UID) {
 	// Containers first, then sidecars (reverse start order), as the kubelet.
 	slices.Reverse(procs)
 	for _, c := range procs {
-		if c.cmd.Process != nil {
-			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
-		}
+		// A sidecar restarted just before stopped was set is the one to
+		// signal: read the current run under the lock.
+		p.mu.Lock()
+		pid := c.cur.pid
+		p.mu.Unlock()
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		select {
 		case <-c.done:
 		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+			p.mu.Lock()
+			pid = c.cur.pid
+			p.mu.Unlock()
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
 			<-c.done
 		}
 	}
