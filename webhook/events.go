@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,7 +76,11 @@ func (n *Notifier) Expect(pod *corev1.Pod, d policy.Decision) {
 	e := expected{labels: maps.Clone(pod.Labels), injected: d.Inject, eventtype: corev1.EventTypeWarning,
 		reason: EventNotInjected, note: "not injected: " + d.Message(), at: n.Now()}
 	if d.Inject {
-		e.eventtype, e.reason, e.note = corev1.EventTypeNormal, EventInjected, "injected: "+d.Message()
+		what := "injected"
+		if d.Spec != nil {
+			what += " " + strings.Join(d.Spec.Kinds(), ", ")
+		}
+		e.eventtype, e.reason, e.note = corev1.EventTypeNormal, EventInjected, what+": "+d.Message()
 	}
 	if len(e.note) > maxNote {
 		e.note = e.note[:maxNote-3] + "..."
