@@ -200,8 +200,11 @@ func TestLossIsSilentAndWithinOnePoint(t *testing.T) {
 		t.Fatalf("helper said %q", out)
 	}
 	t.Logf("requested %.1f%% loss, measured %.2f%% over 10000 round trips", requested*100, lost*100)
-	if lost < requested-0.01 || lost > requested+0.01 {
-		t.Errorf("measured loss %.2f%%, want %.0f%% ± 1 point", lost*100, requested*100)
+	// ±1.5 points is 5 standard deviations over 10000 round trips (σ = 0.3
+	// points at 10%): chance alone fails it once in millions of runs, a
+	// rule applied twice (19%) or not at all still fails it.
+	if lost < requested-0.015 || lost > requested+0.015 {
+		t.Errorf("measured loss %.2f%%, want %.0f%% ± 1.5 points", lost*100, requested*100)
 	}
 	if sendErrs != 0 {
 		t.Errorf("%d sends failed: loss must be silent to the sender", sendErrs)
@@ -623,9 +626,10 @@ func TestDNSFailuresAtTheRequestedPercent(t *testing.T) {
 			miss := count("api.other.svc.cluster.local")
 			rate := float64(hit[failure]) / 1000
 			t.Logf("requested 50%% %s: measured %.1f%% (%v); other names: %v", failure, rate*100, hit, miss)
-			// ±5 points is more than 3 standard deviations over 1000 queries.
-			if rate < 0.45 || rate > 0.55 {
-				t.Errorf("failure rate %.1f%%, want 50%% (±5 points over 1000 queries)", rate*100)
+			// ±8 points is 5 standard deviations over 1000 queries (σ = 1.6
+			// points at 50%): ±5 (3σ) failed a CI run by chance at 55.3%.
+			if rate < 0.42 || rate > 0.58 {
+				t.Errorf("failure rate %.1f%%, want 50%% (±8 points over 1000 queries)", rate*100)
 			}
 			if hit["NOERROR"]+hit[failure] != 1000 {
 				t.Errorf("unexpected outcomes: %v", hit)
