@@ -61,11 +61,7 @@ func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.Fault
 	if p.Now != nil {
 		now = p.Now()
 	}
-	v, ok := p.Decisions.get(all, req, spec, now)
-	if !ok {
-		v = evaluate(all, req, spec, now)
-		p.Decisions.add(all, req, spec, now, v)
-	}
+	v := p.Decisions.verdict(all, req, spec, now)
 	if v.final != nil {
 		return Decision{Reasons: slices.Clone(v.final)}
 	}

@@ -46,24 +46,22 @@ func (d *DecisionCache) Register(reg prometheus.Registerer) error {
 		"Policy verdicts served from the cache (hit) or evaluated anew (miss).")
 }
 
-func (d *DecisionCache) get(all []v1alpha1.ChaosPolicy, req *Request, spec *v1alpha1.FaultSpec, now time.Time) (verdict, bool) {
+// verdict returns the cached verdict for these inputs, or evaluates and
+// caches it; the key is hashed once either way.
+func (d *DecisionCache) verdict(all []v1alpha1.ChaosPolicy, req *Request, spec *v1alpha1.FaultSpec, now time.Time) verdict {
 	if d == nil {
-		return verdict{}, false
+		return evaluate(all, req, spec, now)
 	}
 	k, ok := decisionKey(all, req, spec, now)
 	if !ok {
-		return verdict{}, false
+		return evaluate(all, req, spec, now)
 	}
-	return d.lru.get(k)
-}
-
-func (d *DecisionCache) add(all []v1alpha1.ChaosPolicy, req *Request, spec *v1alpha1.FaultSpec, now time.Time, v verdict) {
-	if d == nil {
-		return
+	if v, hit := d.lru.get(k); hit {
+		return v
 	}
-	if k, ok := decisionKey(all, req, spec, now); ok {
-		d.lru.add(k, v)
-	}
+	v := evaluate(all, req, spec, now)
+	d.lru.add(k, v)
+	return v
 }
 
 // decisionKey hashes the verdict's inputs; false when the spec cannot be
