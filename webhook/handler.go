@@ -154,11 +154,8 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 // was unreachable can be told apart later (MissedReporter).
 func skip(pod *corev1.Pod, d policy.Decision) (admission.Response, string, policy.Code) {
 	resp, result, code := skipped(d)
-	ann := pod.Annotations
-	_, faults := ann[v1alpha1.AnnotationFaults]
-	_, profile := ann[v1alpha1.AnnotationProfile]
-	_, injected := ann[v1alpha1.AnnotationStatus]
-	if (!faults && !profile) || injected {
+	_, injected := pod.Annotations[v1alpha1.AnnotationStatus]
+	if !asksForFaults(pod.Annotations) || injected {
 		return resp, result, code
 	}
 	// The annotations map exists: it holds the faults or profile key.
@@ -181,4 +178,11 @@ func podName(p *corev1.Pod) string {
 		return p.Name
 	}
 	return p.GenerateName + "*"
+}
+
+// asksForFaults: the pod names faults or a FaultProfile.
+func asksForFaults(annotations map[string]string) bool {
+	_, faults := annotations[v1alpha1.AnnotationFaults]
+	_, profile := annotations[v1alpha1.AnnotationProfile]
+	return faults || profile
 }

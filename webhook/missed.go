@@ -63,14 +63,12 @@ func (m *MissedReporter) SetupWithManager(mgr ctrl.Manager) error {
 // missedCandidate looks at annotations only; Reconcile checks the rest.
 func missedCandidate(o client.Object) bool {
 	a := o.GetAnnotations()
-	_, faults := a[v1alpha1.AnnotationFaults]
-	_, profile := a[v1alpha1.AnnotationProfile]
 	for _, k := range []string{v1alpha1.AnnotationStatus, v1alpha1.AnnotationDecision, v1alpha1.AnnotationMissed} {
 		if _, ok := a[k]; ok {
 			return false
 		}
 	}
-	return faults || profile
+	return asksForFaults(a)
 }
 
 func (m *MissedReporter) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
