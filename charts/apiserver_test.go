@@ -72,17 +72,20 @@ func TestChartWebhooksMatchTheGoConfiguration(t *testing.T) {
 	}
 	var mut admissionregistrationv1.MutatingWebhookConfiguration
 	find(t, objs, "MutatingWebhookConfiguration", &mut)
-	if want := webhook.MutatingWebhookConfiguration(svc(webhook.Path), "faultline-system"); !equality.Semantic.DeepEqual(mut.Webhooks, want.Webhooks) || mut.Name != want.Name {
-		a, _ := yaml.Marshal(mut.Webhooks)
-		b, _ := yaml.Marshal(want.Webhooks)
-		t.Errorf("mutating webhooks differ\nchart:\n%s\ngo:\n%s", a, b)
-	}
+	want := webhook.MutatingWebhookConfiguration(svc(webhook.Path), "faultline-system")
+	sameWebhooks(t, "mutating", mut.Name, want.Name, mut.Webhooks, want.Webhooks)
 	var val admissionregistrationv1.ValidatingWebhookConfiguration
 	find(t, objs, "ValidatingWebhookConfiguration", &val)
-	if want := webhook.ValidatingWebhookConfiguration(svc(webhook.ValidatePath), "faultline-system"); !equality.Semantic.DeepEqual(val.Webhooks, want.Webhooks) || val.Name != want.Name {
-		a, _ := yaml.Marshal(val.Webhooks)
-		b, _ := yaml.Marshal(want.Webhooks)
-		t.Errorf("validating webhooks differ\nchart:\n%s\ngo:\n%s", a, b)
+	wantVal := webhook.ValidatingWebhookConfiguration(svc(webhook.ValidatePath), "faultline-system")
+	sameWebhooks(t, "validating", val.Name, wantVal.Name, val.Webhooks, wantVal.Webhooks)
+}
+
+func sameWebhooks(t *testing.T, kind, name, wantName string, got, want any) {
+	t.Helper()
+	if name != wantName || !equality.Semantic.DeepEqual(got, want) {
+		a, _ := yaml.Marshal(got)
+		b, _ := yaml.Marshal(want)
+		t.Errorf("%s webhooks differ (%s vs %s)\nchart:\n%s\ngo:\n%s", kind, name, wantName, a, b)
 	}
 }
 

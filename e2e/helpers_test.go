@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,17 +102,31 @@ func connect(t *testing.T, addr string) string {
 // faultlineRules counts the rules faultline's agent has in a pod namespace.
 func faultlineRules(t *testing.T, netns string) int {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", netns, "iptables-save").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables-save in %s: %v: %s", netns, err, out)
-	}
 	n := 0
-	for _, l := range strings.Split(string(out), "\n") {
+	for _, l := range rules(t, netns) {
 		if strings.HasPrefix(l, "-A FAULTLINE") {
 			n++
 		}
 	}
 	return n
+}
+
+// rules lists faultline's lines of iptables-save in a pod namespace
+// (chains, jumps and rules), sorted.
+func rules(t *testing.T, netns string) []string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", netns, "iptables-save").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables-save in %s: %v: %s", netns, err, out)
+	}
+	var r []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "FAULTLINE") && !strings.HasPrefix(l, "#") {
+			r = append(r, l)
+		}
+	}
+	slices.Sort(r)
+	return r
 }
 
 func events(t *testing.T, ctx context.Context, ns, pod string) []string {

@@ -6,30 +6,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// rules lists faultline's rules in a pod namespace, sorted.
-func rules(t *testing.T, netns string) []string {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", netns, "iptables-save").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables-save: %v: %s", err, out)
-	}
-	var r []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "FAULTLINE") && !strings.HasPrefix(l, "#") {
-			r = append(r, l)
-		}
-	}
-	slices.Sort(r)
-	return r
-}
 
 // 9. The agent SIGKILLed 100 times in a running pod, at random moments of
 // its start-up and apply: afterwards exactly the expected rules; SIGTERM
