@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
-# and helm from Go module sources, because nothing can be downloaded here but
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+# helm and the node (kubelet, kube-proxy, containerd 2 with its runc shim and
+# ctr, CoreDNS) from Go module sources, because nothing can be downloaded here but
 # modules. Binaries are cached outside the checkout, keyed by version, so a
 # second run costs nothing. Prints the assets directory on its last line.
 #
@@ -16,7 +17,9 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 
 log() { printf '[control-plane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+containerd_cmds=(containerd containerd-shim-runc-v2 ctr)
+want=(etcd "${k8s_cmds[@]}" helm "${containerd_cmds[@]}" coredns)
 missing=()
 for b in "${want[@]}"; do [[ -x "$ASSETS/$b" ]] || missing+=("$b"); done
 if [[ ${#missing[@]} -eq 0 ]]; then
@@ -78,7 +81,8 @@ build_kubernetes() {
     fi
     log "resolving kubernetes $K8S_VERSION dependencies"
     go get k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubectl/pkg/cmd >/dev/null
+      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubectl/pkg/cmd \
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy >/dev/null
     local major minor
     major="$(echo "$K8S_VERSION" | cut -d. -f1 | tr -d v)"
     minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
@@ -87,7 +91,7 @@ build_kubernetes() {
       ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
       ld+=" -X $pkg.gitCommit=module-$K8S_VERSION -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
     done
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    for cmd in "${k8s_cmds[@]}"; do
       [[ -x "$ASSETS/$cmd" ]] && continue
       log "building $cmd"
       local pkg="k8s.io/kubernetes/cmd/$cmd"
@@ -106,11 +110,41 @@ build_helm() {
   mv "$tmp/helm" "$ASSETS/helm"
 }
 
+# containerd 2.x: the runtime Kubernetes supports from 1.36 on (Debian's 1.6
+# only works through a kubelet fallback that is being removed). Its module has
+# no replace directives, so `go install` builds it; CGO_ENABLED=0 leaves out
+# the btrfs snapshotter, which the node does not use (overlayfs).
+build_containerd() {
+  local tmp="$WORK/containerd-bin"
+  mkdir -p "$tmp"
+  for cmd in "${containerd_cmds[@]}"; do
+    [[ -x "$ASSETS/$cmd" ]] && continue
+    log "building $cmd $CONTAINERD_VERSION"
+    GOBIN="$tmp" go install -trimpath -tags no_btrfs \
+      -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+      "github.com/containerd/containerd/v2/cmd/$cmd@$CONTAINERD_VERSION"
+    mv "$tmp/$cmd" "$ASSETS/$cmd"
+  done
+}
+
+# CoreDNS: the cluster DNS, so pods resolve Service names as in any cluster.
+build_coredns() {
+  log "building coredns $COREDNS_VERSION"
+  local tmp="$WORK/coredns-bin"
+  mkdir -p "$tmp"
+  GOBIN="$tmp" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+  mv "$tmp/coredns" "$ASSETS/coredns"
+}
+
 [[ -x "$ASSETS/etcd" ]] || { log "building etcd $ETCD_VERSION"; build_etcd; }
 need_k8s=0
-for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do [[ -x "$ASSETS/$b" ]] || need_k8s=1; done
+for b in "${k8s_cmds[@]}"; do [[ -x "$ASSETS/$b" ]] || need_k8s=1; done
 [[ $need_k8s -eq 0 ]] || build_kubernetes
 [[ -x "$ASSETS/helm" ]] || build_helm
+need_containerd=0
+for b in "${containerd_cmds[@]}"; do [[ -x "$ASSETS/$b" ]] || need_containerd=1; done
+[[ $need_containerd -eq 0 ]] || build_containerd
+[[ -x "$ASSETS/coredns" ]] || build_coredns
 
 "$ASSETS/kube-apiserver" --version >&2
 "$ASSETS/etcd" --version | head -1 >&2
