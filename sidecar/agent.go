@@ -36,8 +36,8 @@ type Options struct {
 	Seed string
 	// NetRunner runs iptables/tc in the pod's netns; nil runs them here.
 	NetRunner netfault.Runner
-	// ExemptPorts are the probe ports and the agent's own port.
-	ExemptPorts []int32
+	// Exempt: the agent's own port, and the probe ports for the kubelet.
+	Exempt netfault.Exemptions
 	// PollInterval is how often the pause file is read; the kubelet updates
 	// downward API files on its sync period, so polling loses nothing.
 	PollInterval time.Duration
@@ -125,7 +125,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if runner == nil {
 			runner = netfault.Exec{}
 		}
-		a.net = newNetDriver(ctx, a.opts.Spec, runner, a.opts.ExemptPorts)
+		a.net = newNetDriver(ctx, a.opts.Spec, runner, a.opts.Exempt)
 		log.Info("network capabilities", "netem", a.net.caps.Netem, "nfqueue", a.net.caps.NFQueue)
 		// A previous run may have crashed: start from nothing.
 		if err := a.net.cleanup(ctx); err != nil {

@@ -64,10 +64,10 @@ type netDriver struct {
 // ResolvConf is where the pod's real resolver is named.
 var ResolvConf = "/etc/resolv.conf"
 
-func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt []int32) *netDriver {
+func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt netfault.Exemptions) *netDriver {
 	caps := netfault.Probe(ctx, runner)
 	return &netDriver{runner: runner, spec: spec, caps: caps, opts: netfault.Options{
-		ExemptPorts: exempt,
+		Exempt:      exempt,
 		APIServer:   apiServerPrefixes(),
 		Resolve:     resolve,
 		Caps:        caps,
@@ -190,7 +190,7 @@ func (d *netDriver) stopEngine() {
 // InitNetwork is `faultline-agent init` for network faults: clear what an
 // earlier pod incarnation left and apply, so the rules exist before the app's
 // first connection. Running it twice gives the same rules once.
-func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt []int32) error {
+func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt netfault.Exemptions) error {
 	if len(spec.Network) == 0 {
 		return nil // DNS needs the agent's responder: run applies it
 	}

@@ -18,7 +18,7 @@ func TestInitAppliesNoDNSRedirect(t *testing.T) {
 		t.Fatal(errs)
 	}
 	rec := &netfault.Recorder{}
-	if err := InitNetwork(context.Background(), spec, rec, nil); err != nil {
+	if err := InitNetwork(context.Background(), spec, rec, netfault.Exemptions{}); err != nil {
 		t.Fatal(err)
 	}
 	all := strings.Join(rec.Calls, "")

@@ -19,6 +19,7 @@ const (
 	EnvPodNamespace = "FAULTLINE_POD_NAMESPACE"
 	EnvPodInfoDir   = "FAULTLINE_PODINFO_DIR"
 	EnvProbePorts   = "FAULTLINE_PROBE_PORTS"
+	EnvHostIP       = "FAULTLINE_HOST_IP"
 	EnvTimeFile     = "FAULTLINE_TIME_FILE"
 	EnvLDPreload    = "LD_PRELOAD"
 )
@@ -77,7 +78,10 @@ func agentEnv(spec *v1alpha1.FaultSpec, probePorts []int32) []corev1.EnvVar {
 		for i, p := range probePorts {
 			ports[i] = strconv.Itoa(int(p))
 		}
-		env = append(env, corev1.EnvVar{Name: EnvProbePorts, Value: strings.Join(ports, ",")})
+		// The node's address tells the agent where the kubelet's probes
+		// come from, so that only those skip the faults on a probe port.
+		env = append(env, corev1.EnvVar{Name: EnvProbePorts, Value: strings.Join(ports, ",")},
+			corev1.EnvVar{Name: EnvHostIP, ValueFrom: fieldRef("status.hostIP")})
 	}
 	if spec.HasClock() {
 		env = append(env, corev1.EnvVar{Name: EnvTimeFile, Value: TimeFilePath})

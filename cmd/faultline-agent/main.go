@@ -46,14 +46,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
 		os.Exit(2)
 	}
-	exempt, err := sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
+	probePorts, err := sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faultline-agent: %s: %v\n", sidecar.EnvProbePorts, err)
 		os.Exit(2)
 	}
+	exempt := netfault.Exemptions{ProbePorts: probePorts, ProbeSources: sidecar.ProbeSources(os.Getenv(sidecar.EnvHostIP), "/proc/net/route")}
 	if _, p, err := net.SplitHostPort(*listen); err == nil {
 		if ports, err := sidecar.ParsePorts(p); err == nil {
-			exempt = append(exempt, ports...)
+			exempt.Ports = ports
 		}
 	}
 	sigctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -72,7 +73,7 @@ func main() {
 		return
 	}
 	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, PodInfoDir: *podInfo,
-		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME"), ExemptPorts: exempt})
+		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME"), Exempt: exempt})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
 		os.Exit(2)

@@ -62,7 +62,11 @@ func run(out, tag, version, only, rootfsDir, cache string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
+	// -only updates its images' entries and keeps the others.
 	index := map[string]string{}
+	if b, err := os.ReadFile(filepath.Join(out, "images.json")); err == nil {
+		_ = json.Unmarshal(b, &index)
+	}
 	for _, img := range want {
 		dir := filepath.Join(work, "rootfs", img.Short)
 		if rootfsDir != "" {

@@ -72,6 +72,13 @@ func (d *demo) apply(dir string) error {
 	}
 	step("waiting for the pods to be Ready")
 	for _, sel := range []string{"app=checkout", "app=cart"} {
+		// The ReplicaSet controller creates the pods a moment later.
+		if err := d.wait(60*time.Second, "pods "+sel, func() (bool, error) {
+			out, err := d.kubectl("-n", "shop", "get", "pods", "-l", sel, "-o", "name")
+			return err == nil && out != "", nil
+		}); err != nil {
+			return err
+		}
 		if _, err := d.kubectl("-n", "shop", "wait", "--for=condition=Ready", "pod", "-l", sel, "--timeout=120s"); err != nil {
 			return err
 		}

@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/faultline-dev/faultline/hack/localnode"
 )
 
@@ -28,6 +31,7 @@ func main() {
 	exitAfter := flag.Bool("exit", false, "stop after printing (CI smoke test)")
 	clean := flag.Bool("clean", false, "only remove what an earlier run left, then exit")
 	flag.Parse()
+	logf.SetLogger(logr.Discard()) // the clients' own logs would drown the demo's lines
 	if *clean {
 		if err := localnode.Clean(); err != nil {
 			fmt.Fprintln(os.Stderr, "make run:", err)

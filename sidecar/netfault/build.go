@@ -32,9 +32,8 @@ type Capabilities struct {
 
 // Options are what the builder needs besides the spec.
 type Options struct {
-	// ExemptPorts are local ports never touched (the agent's own, the
-	// kubelet's probes).
-	ExemptPorts []int32
+	// Exempt is the pod's traffic that no fault touches.
+	Exempt Exemptions
 	// APIServer addresses are exempt unless a rule names them.
 	APIServer []netip.Prefix
 	// Resolve maps a host name in a rule to its current addresses.
@@ -42,6 +41,21 @@ type Options struct {
 	Caps    Capabilities
 	// Interface is shaped for bandwidth faults (the default route's).
 	Interface string
+}
+
+// Exemptions: the agent's own port for everyone; the kubelet's probe ports
+// only for the kubelet. A probe port is usually the port the app serves on
+// (readiness on :8080/ready): exempting it for everyone would exempt every
+// client from every fault on it, which a real node showed.
+type Exemptions struct {
+	// Ports are local ports never touched, whoever talks to them.
+	Ports []int32
+	// ProbePorts are the kubelet's probe ports, exempt for traffic with
+	// ProbeSources (the node's address and the pod's gateway: where the
+	// kubelet's probes come from). Without ProbeSources the probe ports
+	// are exempt for everyone: probes must never fail because of faultline.
+	ProbePorts   []int32
+	ProbeSources []netip.Addr
 }
 
 // Plan is the builder's output: what to apply, and what could not be.
@@ -76,10 +90,30 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	var p Plan
 	var out, in []string
 	// Exemptions first: a RETURN ends faultline's chain for that packet.
-	for _, port := range sortedPorts(o.ExemptPorts) {
+	ex := o.Exempt
+	global := ex.Ports
+	if len(ex.ProbeSources) == 0 {
+		global = append(slices.Clone(global), ex.ProbePorts...)
+	}
+	for _, port := range sortedPorts(global) {
 		ps := strconv.Itoa(int(port))
 		in = append(in, "-p tcp --dport "+ps+" -j RETURN")
 		out = append(out, "-p tcp --sport "+ps+" -j RETURN")
+	}
+	if len(ex.ProbeSources) > 0 {
+		srcs := slices.Clone(ex.ProbeSources)
+		slices.SortFunc(srcs, func(a, b netip.Addr) int { return a.Compare(b) })
+		srcs = slices.Compact(srcs)
+		for _, port := range sortedPorts(ex.ProbePorts) {
+			ps := strconv.Itoa(int(port))
+			for _, src := range srcs {
+				if !src.Is4() {
+					continue // the IPv4 table; IPv6 pods are refused elsewhere
+				}
+				in = append(in, "-s "+src.String()+"/32 -p tcp --dport "+ps+" -j RETURN")
+				out = append(out, "-d "+src.String()+"/32 -p tcp --sport "+ps+" -j RETURN")
+			}
+		}
 	}
 	named := namedPrefixes(spec)
 	for _, pfx := range o.APIServer {

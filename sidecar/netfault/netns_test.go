@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -132,7 +133,7 @@ func (n *netns) apply(t *testing.T, specYAML string, exempt ...int32) {
 	if len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
 	}
-	plan, err := Build(spec, Options{ExemptPorts: exempt, Interface: "flv0"})
+	plan, err := Build(spec, Options{Exempt: Exemptions{Ports: exempt}, Interface: "flv0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +187,51 @@ func TestPartitionAndResetInRealNamespaces(t *testing.T) {
 			t.Errorf("rules left after remove:\n%s", s)
 		}
 	})
+}
+
+// A probe port is usually the app's own port: only the kubelet's probes
+// (from the node's address or the pod's gateway) skip the faults on it,
+// every other client gets them. A real node showed the difference: with the
+// port exempt for everyone, a delay on checkout's :8080 added nothing.
+func TestProbePortsAreExemptOnlyForTheKubelet(t *testing.T) {
+	n := newNetns(t)
+	other := strings.TrimSuffix(n.peerIP, ".2") + ".3"
+	sh(t, "ip", "netns", "exec", n.peer, "ip", "addr", "add", other+"/24", "dev", "flv1")
+	srv := n.helperCmd(n.pod, "serve", "0", "8080")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	time.Sleep(200 * time.Millisecond)
+	spec, errs := v1alpha1.ParseFaultSpec("network: [{partition: true, direction: both}]", nil)
+	if len(errs) > 0 {
+		t.Fatal(errs.ToAggregate())
+	}
+	plan, err := Build(spec, Options{Interface: "flv0", Exempt: Exemptions{ProbePorts: []int32{8080},
+		ProbeSources: []netip.Addr{netip.MustParseAddr(n.peerIP)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(context.Background(), n.runner, plan); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Remove(context.Background(), n.runner, "flv0") })
+	from := func(src string) string {
+		cmd := n.helperCmd(n.peer, "connect", "0", net.JoinHostPort(n.podIP, "8080"))
+		cmd.Env = append(cmd.Env, "FAULTLINE_NETTEST_SRC="+src)
+		out, _ := cmd.Output()
+		return strings.TrimSpace(string(out))
+	}
+	for _, tc := range []struct{ name, src, want string }{
+		{"the kubelet's probe from the node's address gets through", n.peerIP, "ok"},
+		{"another client on the same port is partitioned", other, "timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := from(tc.src); got != tc.want {
+				t.Errorf("connect from %s to the probe port = %s, want %s", tc.src, got, tc.want)
+			}
+		})
+	}
 }
 
 func TestLossIsSilentAndWithinOnePoint(t *testing.T) {
@@ -296,7 +342,11 @@ func helper(mode string, args []string) int {
 			go func() { defer c.Close(); buf := make([]byte, 1024); _, _ = c.Read(buf) }()
 		}
 	case "connect":
-		c, err := net.DialTimeout("tcp", arg, 1500*time.Millisecond)
+		d := net.Dialer{Timeout: 1500 * time.Millisecond}
+		if src := os.Getenv("FAULTLINE_NETTEST_SRC"); src != "" {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+		}
+		c, err := d.Dial("tcp", arg)
 		switch {
 		case err == nil:
 			c.Close()
