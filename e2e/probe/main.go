@@ -22,7 +22,24 @@ func main() {
 	n := flag.Int("n", 20, "round trips to measure")
 	connect := flag.String("connect", "", "host:port: only say how a TCP connection attempt ends")
 	body := flag.Bool("body", false, "print the body of one GET of -url")
+	dial := flag.String("dial", "", "host:port: median TCP connect time (one round trip: SYN, SYN-ACK) over -n connects")
 	flag.Parse()
+	if *dial != "" {
+		var rtts []time.Duration
+		for i := 0; i < *n; i++ {
+			start := time.Now()
+			c, err := net.DialTimeout("tcp", *dial, 5*time.Second)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "probe:", err)
+				os.Exit(1)
+			}
+			rtts = append(rtts, time.Since(start))
+			c.Close()
+		}
+		slices.Sort(rtts)
+		fmt.Printf("%.2f\n", float64(rtts[len(rtts)/2].Microseconds())/1000)
+		return
+	}
 	if *body {
 		resp, err := http.Get(*url)
 		if err != nil {
