@@ -5,9 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/faultline-dev/faultline/e2e/nodesim"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
@@ -32,8 +32,13 @@ func podSpec(faults string, optIn bool) (map[string]string, map[string]string, c
 	if faults != "" {
 		ann[v1alpha1.AnnotationFaults] = faults
 	}
-	return labels, ann, corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: appImage, Args: []string{"8080,8081"}}}}
+	return labels, ann, corev1.PodSpec{
+		TerminationGracePeriodSeconds: ptrTo[int64](2),
+		Containers:                    []corev1.Container{{Name: "app", Image: appImage, Args: []string{"8080,8081"}}},
+	}
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 func createPod(t *testing.T, ctx context.Context, ns, name, faults string, optIn bool, edit func(*corev1.Pod)) *corev1.Pod {
 	t.Helper()
@@ -48,22 +53,29 @@ func createPod(t *testing.T, ctx context.Context, ns, name, faults string, optIn
 	return p
 }
 
-// running waits until the simulator runs the pod and it reports Running.
-func running(t *testing.T, ctx context.Context, ns, name string) *nodesim.Pod {
+// running waits until the kubelet reports the pod Running with every
+// container started, and returns it.
+func running(t *testing.T, ctx context.Context, ns, name string) *corev1.Pod {
 	t.Helper()
-	var p *nodesim.Pod
-	waitFor(t, ctx, 60*time.Second, fmt.Sprintf("pod %s/%s to run", ns, name), func() bool {
-		var cur corev1.Pod
+	var cur corev1.Pod
+	waitFor(t, ctx, 120*time.Second, fmt.Sprintf("pod %s/%s to run", ns, name), func() bool {
 		if k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cur) != nil {
 			return false
 		}
 		if cur.Status.Phase == corev1.PodFailed {
 			t.Fatalf("pod %s/%s failed: %s", ns, name, cur.Status.Message)
 		}
-		p = sim.Get(ns, name)
-		return p != nil && cur.Status.Phase == corev1.PodRunning
+		if cur.Status.Phase != corev1.PodRunning || cur.Status.PodIP == "" {
+			return false
+		}
+		for _, c := range cur.Status.ContainerStatuses {
+			if c.State.Running == nil {
+				return false
+			}
+		}
+		return true
 	})
-	return p
+	return &cur
 }
 
 func waitFor(t *testing.T, ctx context.Context, limit time.Duration, what string, cond func() bool) time.Duration {
@@ -75,12 +87,76 @@ func waitFor(t *testing.T, ctx context.Context, limit time.Duration, what string
 	return time.Since(start)
 }
 
-// rtt is the median HTTP round trip (ms) from the cluster namespace to url.
+func kubectlCmd(ctx context.Context, bin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+node.Kubeconfig)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func kubectl(ctx context.Context, args ...string) (string, error) { return kubectlCmd(ctx, node.Kubectl, args...) }
+
+// containerPID is the host PID of a running container of the pod, found
+// through containerd from the container ID the kubelet reports.
+func containerPID(t *testing.T, ctx context.Context, ns, pod, container string) int {
+	t.Helper()
+	var p corev1.Pod
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &p); err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+		if s.Name == container && s.State.Running != nil {
+			id = strings.TrimPrefix(s.ContainerID, "containerd://")
+		}
+	}
+	if id == "" {
+		return 0
+	}
+	out, err := exec.CommandContext(ctx, node.Bin("ctr"), "-a", node.ContainerdSocket, "-n", "k8s.io", "tasks", "ls").Output()
+	if err != nil {
+		t.Fatalf("ctr tasks ls: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == id {
+			pid, _ := strconv.Atoi(f[1])
+			return pid
+		}
+	}
+	return 0
+}
+
+// inPod runs a host command in the pod's network namespace (its app
+// container's), as an operator with nsenter would.
+func inPod(t *testing.T, ctx context.Context, pod *corev1.Pod, argv ...string) (string, error) {
+	t.Helper()
+	pid := containerPID(t, ctx, pod.Namespace, pod.Name, pod.Spec.Containers[0].Name)
+	if pid == 0 {
+		return "", fmt.Errorf("no running app container in %s/%s", pod.Namespace, pod.Name)
+	}
+	out, err := exec.CommandContext(ctx, "nsenter", append([]string{"--net=/proc/" + strconv.Itoa(pid) + "/ns/net", "--"}, argv...)...).CombinedOutput()
+	return string(out), err
+}
+
+// rtt is the median HTTP round trip (ms) from the host, over the pod
+// network, to url on one kept-alive connection.
 func rtt(t *testing.T, url string, n int) float64 {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", sim.Network.ClusterNS(), bins["probe"], "-url", url, "-n", strconv.Itoa(n)).CombinedOutput()
+	return probe(t, "-url", url, "-n", strconv.Itoa(n))
+}
+
+// dialRTT is the median TCP connect time (ms): one round trip.
+func dialRTT(t *testing.T, addr string, n int) float64 {
+	t.Helper()
+	return probe(t, "-dial", addr, "-n", strconv.Itoa(n))
+}
+
+func probe(t *testing.T, args ...string) float64 {
+	t.Helper()
+	out, err := exec.Command(bins["probe"], args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("probe %s: %v: %s", url, err, out)
+		t.Fatalf("probe %v: %v: %s", args, err, out)
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 	if err != nil {
@@ -89,21 +165,21 @@ func rtt(t *testing.T, url string, n int) float64 {
 	return v
 }
 
-// connect says how a TCP connection from the cluster namespace ends.
+// connect says how a TCP connection from the host ends.
 func connect(t *testing.T, addr string) string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", sim.Network.ClusterNS(), bins["probe"], "-connect", addr).CombinedOutput()
+	out, err := exec.Command(bins["probe"], "-connect", addr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("probe %s: %v: %s", addr, err, out)
 	}
 	return strings.TrimSpace(string(out))
 }
 
-// faultlineRules counts the rules faultline's agent has in a pod namespace.
-func faultlineRules(t *testing.T, netns string) int {
+// faultlineRules counts the rules faultline's agent has in a pod's netns.
+func faultlineRules(t *testing.T, ctx context.Context, pod *corev1.Pod) int {
 	t.Helper()
 	n := 0
-	for _, l := range rules(t, netns) {
+	for _, l := range rules(t, ctx, pod) {
 		if strings.HasPrefix(l, "-A FAULTLINE") {
 			n++
 		}
@@ -111,16 +187,16 @@ func faultlineRules(t *testing.T, netns string) int {
 	return n
 }
 
-// rules lists faultline's lines of iptables-save in a pod namespace
-// (chains, jumps and rules), sorted.
-func rules(t *testing.T, netns string) []string {
+// rules lists faultline's lines of iptables-save in a pod's netns (chains,
+// jumps and rules), sorted.
+func rules(t *testing.T, ctx context.Context, pod *corev1.Pod) []string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", netns, "iptables-save").CombinedOutput()
+	out, err := inPod(t, ctx, pod, "iptables-save")
 	if err != nil {
-		t.Fatalf("iptables-save in %s: %v: %s", netns, err, out)
+		t.Fatalf("iptables-save in %s: %v: %s", pod.Name, err, out)
 	}
 	var r []string
-	for _, l := range strings.Split(string(out), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "FAULTLINE") && !strings.HasPrefix(l, "#") {
 			r = append(r, l)
 		}
@@ -154,29 +230,34 @@ func injected(t *testing.T, ctx context.Context, ns, name string) bool {
 	return ok
 }
 
-// containerLog is what a simulated container wrote.
+// containerLog is what a container wrote, as kubectl logs shows it.
 func containerLog(t *testing.T, ctx context.Context, ns, pod, container string) string {
 	t.Helper()
-	var p corev1.Pod
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &p); err != nil {
-		return err.Error()
-	}
-	b, err := os.ReadFile(filepath.Join(sim.Dir, string(p.UID), container+".log"))
+	out, err := kubectl(ctx, "-n", ns, "logs", pod, "-c", container)
 	if err != nil {
-		return err.Error()
+		return fmt.Sprintf("(kubectl logs: %v: %s)", err, out)
 	}
-	return string(b)
+	return out
 }
 
-// agentActive says whether the pod's agent reports faults of kind applied
-// (its /metrics, read from the cluster namespace as Prometheus would).
+// agentGet fetches a path from the pod's agent (its /metrics or /status),
+// over the pod network as Prometheus would.
+func agentGet(ip, path string) (string, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + ip + ":19091" + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// agentActive says whether the pod's agent reports faults of kind applied.
 func agentActive(t *testing.T, ip, kind string) bool {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", sim.Network.ClusterNS(), bins["probe"], "-body", "-url", "http://"+ip+":19091/metrics").CombinedOutput()
-	if os.Getenv("E2E_DEBUG") != "" {
-		t.Logf("metrics of %s: %v %s", ip, err, grep(string(out), "faultline_agent"))
-	}
-	return err == nil && strings.Contains(string(out), `faultline_agent_fault_active{kind="`+kind+`"} 1`)
+	out, err := agentGet(ip, "/metrics")
+	return err == nil && strings.Contains(out, `faultline_agent_fault_active{kind="`+kind+`"} 1`)
 }
 
 func grep(s, sub string) string {

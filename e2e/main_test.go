@@ -1,13 +1,15 @@
 //go:build e2e
 
-// Package e2e runs the user stories end to end: the local control plane,
-// faultline-webhook as a process, and the node simulator running the
-// mutated pods in network namespaces. `make e2e` (root) runs it and prints
-// the summary table the README quotes.
+// Package e2e runs the user stories end to end on a real one-node cluster
+// (hack/localnode: kubelet, containerd, CNI, kube-proxy, CoreDNS), with
+// faultline installed by its Helm chart from the images `make images`
+// built. `make e2e` (root) runs it and prints the summary table the README
+// quotes.
 package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,34 +18,34 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/yaml"
 
-	"github.com/faultline-dev/faultline/e2e/nodesim"
-	"github.com/faultline-dev/faultline/hack/localcluster"
+	"github.com/faultline-dev/faultline/hack/localnode"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
 const (
-	ownNS     = "faultline-system"
-	appImage  = "shop/echo:1"
-	toolImage = "shop/tools:1"
+	ownNS      = "faultline-system"
+	appImage   = "faultline.test/echo:1"        // static Go HTTP server (+ probe)
+	toolImage  = "faultline.test/glibc-tools:1" // sh, date, python3 (glibc)
+	muslImage  = "faultline.test/musl-clock:1"  // a musl program printing the clock
+	agentImage = "ghcr.io/faultline-dev/faultline-agent:dev"
 )
 
 var (
-	k8s     client.Client
-	sim     *nodesim.Simulator
-	cluster *localcluster.Cluster
-	bins    = map[string]string{}
+	k8s   client.Client
+	node  *localnode.Node
+	bins  = map[string]string{}
+	repo  string
+	nodeV string
 
 	resultsMu sync.Mutex
 	results   [][4]string
@@ -61,9 +63,9 @@ func record(scenario, requested, measured string, pass bool) {
 }
 
 func TestMain(m *testing.M) {
-	logf.SetLogger(logr.Discard()) // the informers' logs would drown the table
+	logf.SetLogger(logr.Discard()) // the clients' logs would drown the table
 	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "e2e: SKIPPED ALL SCENARIOS: the node simulator needs root (network namespaces, iptables, tc)")
+		fmt.Fprintln(os.Stderr, "e2e: SKIPPED ALL SCENARIOS: the node needs root (network namespaces, mounts, cgroups)")
 		os.Exit(1)
 	}
 	code, err := run(m)
@@ -80,96 +82,119 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	root, _ := filepath.Abs("..")
-	for _, b := range []string{"faultline-webhook", "faultline-agent"} {
-		bins[b] = filepath.Join(dir, "bin", b)
-		if out, err := exec.Command("go", "build", "-o", bins[b], filepath.Join(root, "cmd", b)).CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("building %s: %v\n%s", b, err, out)
-		}
-	}
-	for _, b := range []string{"echo", "probe"} {
+	repo, _ = filepath.Abs("..")
+	for _, b := range []string{"probe"} {
 		bins[b] = filepath.Join(dir, "bin", b)
 		if out, err := exec.Command("go", "build", "-o", bins[b], "./"+b).CombinedOutput(); err != nil {
 			return 0, fmt.Errorf("building %s: %v\n%s", b, err, out)
 		}
 	}
-	if out, err := exec.Command(filepath.Join(root, "hack", "build-timeshim.sh"), filepath.Join(dir, "bin")).CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building the time shim: %v\n%s", err, out)
-	}
-	assets, err := exec.Command(filepath.Join(root, "hack", "control-plane-dir.sh")).Output()
+	assets, err := exec.Command(filepath.Join(repo, "hack", "control-plane-dir.sh")).Output()
 	if err != nil {
 		return 0, fmt.Errorf("control plane: run hack/build-control-plane.sh: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	mutating, validating, err := chartWebhooks(strings.TrimSpace(string(assets)), root)
+	tarballs, err := imageTarballs(filepath.Join(repo, "bin", "images", "images.json"))
 	if err != nil {
 		return 0, err
 	}
-	cluster, err = localcluster.Start(ctx, localcluster.Options{
-		Mutating: mutating, Validating: validating,
-		Assets: strings.TrimSpace(string(assets)), WebhookBinary: bins["faultline-webhook"],
-		WebhookArgs: []string{"--agent-image=faultline/agent:e2e", "--leader-elect"},
-		StateDir:    filepath.Join(dir, "cluster"), Namespace: ownNS, CRDDir: filepath.Join(root, "charts", "faultline", "crds"),
+	ctx := context.Background()
+	start := time.Now()
+	node, err = localnode.Start(ctx, localnode.Options{
+		Assets: strings.TrimSpace(string(assets)), StateDir: filepath.Join(dir, "node"), Images: tarballs,
+		// Scenario 9 kills the sidecar again and again: the kubelet's
+		// restart back-off is capped at 1 s so that it can.
+		MaxRestartBackoff: "1s",
+		Log:               func(s string) { fmt.Println("node:", s) },
 	})
 	if err != nil {
-		return 0, fmt.Errorf("starting the local control plane: %w", err)
+		return 0, fmt.Errorf("starting the node: %w", err)
 	}
-	defer cluster.Stop()
+	defer func() {
+		if err := node.Stop(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: node cleanup:", err)
+		}
+	}()
+	fmt.Printf("node: Ready after %s\n", time.Since(start).Round(100*time.Millisecond))
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
-	if k8s, err = client.New(cluster.Config, client.Options{Scheme: scheme}); err != nil {
+	if k8s, err = client.New(node.Config, client.Options{Scheme: scheme}); err != nil {
 		return 0, err
 	}
-	informers, err := ctrlcache.New(cluster.Config, ctrlcache.Options{Scheme: scheme})
-	if err != nil {
+	var n corev1.Node
+	if err := k8s.Get(ctx, client.ObjectKey{Name: localnode.NodeName}, &n); err != nil {
 		return 0, err
 	}
-	net := &nodesim.Network{Name: "fle2e"}
-	if err := net.Setup(); err != nil {
+	nodeV = fmt.Sprintf("%s (kubelet %s, %s, kernel %s)", n.Name, n.Status.NodeInfo.KubeletVersion,
+		n.Status.NodeInfo.ContainerRuntimeVersion, n.Status.NodeInfo.KernelVersion)
+	if err := helmInstall(ctx); err != nil {
 		return 0, err
 	}
-	defer net.Close()
-	sim = &nodesim.Simulator{Client: k8s, Namespaces: []string{"shop", "plain", "kube-system"}, Network: net, Dir: filepath.Join(dir, "pods"),
-		Images: map[string][]string{
-			"faultline/agent:e2e": {bins["faultline-agent"]},
-			appImage:              {bins["echo"]},
-			toolImage:             {"sh"},
-		}}
-	simCtx, stopSim := context.WithCancel(ctx)
-	defer stopSim()
-	if err := sim.Start(simCtx, informers); err != nil {
-		return 0, err
-	}
-	go func() { _ = informers.Start(simCtx) }()
-	informers.WaitForCacheSync(simCtx)
-	if err := setup(ctx, filepath.Join(dir, "bin", "libfaultline-time.so")); err != nil {
+	if err := setup(ctx); err != nil {
 		return 0, err
 	}
 	code := m.Run()
-	stopSim()
 	printTable()
 	return code, nil
 }
 
-// setup: namespaces and the shop's ChaosPolicy.
-func setup(ctx context.Context, shim string) error {
-	// The agent image carries the shim at its default path; here a wrapper
-	// tells the agent binary where the built one is.
-	wrapper := filepath.Join(filepath.Dir(shim), "agent-image")
-	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = init ]; then shift; exec %s init --shim-src=%s \"$@\"; fi\nexec %s \"$@\"\n",
-		bins["faultline-agent"], shim, bins["faultline-agent"])
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		return err
+func imageTarballs(index string) ([]string, error) {
+	b, err := os.ReadFile(index)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (run make images)", index, err)
 	}
-	sim.Images["faultline/agent:e2e"] = []string{wrapper}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range m {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// helmInstall installs faultline the way a user would: the chart, its
+// images, self-signed certificates; --wait returns when the webhook
+// Deployment is available, then its caBundle must be in place.
+func helmInstall(ctx context.Context) error {
+	out, err := kubectlCmd(ctx, filepath.Join(filepath.Dir(node.Kubectl), "helm"), "install", "faultline", filepath.Join(repo, "charts", "faultline"),
+		"--namespace", ownNS, "--create-namespace", "--set", "image.tag=dev", "--set", "agent.image.tag=dev", "--wait", "--timeout", "3m")
+	if err != nil {
+		return fmt.Errorf("helm install: %w: %s", err, out)
+	}
+	return waitCABundle(ctx)
+}
+
+func waitCABundle(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		out, err := kubectl(ctx, "get", "mutatingwebhookconfigurations", "-o", "jsonpath={.items[*].webhooks[*].clientConfig.caBundle}")
+		if err == nil && len(out) > 100 {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the webhook put no caBundle in its configuration within 60s")
+}
+
+// setup: namespaces (with their default ServiceAccount, which pods need)
+// and the shop's ChaosPolicy.
+func setup(ctx context.Context) error {
 	for name, labels := range map[string]map[string]string{
 		"shop":  {v1alpha1.LabelNamespaceInjection: v1alpha1.NamespaceInjectionOn},
 		"plain": nil,
 	} {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}); err != nil {
 			return err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for k8s.Get(ctx, client.ObjectKey{Namespace: name, Name: "default"}, &corev1.ServiceAccount{}) != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no default ServiceAccount in %s", name)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	return k8s.Create(ctx, &v1alpha1.ChaosPolicy{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.ChaosPolicySpec{
@@ -182,36 +207,9 @@ func printTable() {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
 	slices.SortFunc(results, func(a, b [4]string) int { return strings.Compare(a[0], b[0]) })
+	fmt.Printf("\nnode: %s\n", nodeV)
 	fmt.Println("\n| scenario | requested | measured | result |\n|---|---|---|---|")
 	for _, r := range results {
 		fmt.Printf("| %s | %s | %s | %s |\n", r[0], r[1], r[2], r[3])
 	}
-}
-
-// chartWebhooks renders the Helm chart and returns its webhook
-// configurations: the e2e cluster registers exactly what a helm install
-// would (envtest only points the clientConfig at the local process).
-func chartWebhooks(assets, root string) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration, error) {
-	out, err := exec.Command(filepath.Join(assets, "helm"), "template", "faultline", filepath.Join(root, "charts", "faultline"),
-		"--namespace", ownNS, "--kube-version", "1.37.2").Output()
-	if err != nil {
-		return nil, nil, fmt.Errorf("helm template: %w", err)
-	}
-	var m admissionregistrationv1.MutatingWebhookConfiguration
-	var v admissionregistrationv1.ValidatingWebhookConfiguration
-	for _, doc := range strings.Split(string(out), "\n---") {
-		switch {
-		case strings.Contains(doc, "kind: MutatingWebhookConfiguration"):
-			err = yaml.UnmarshalStrict([]byte(doc), &m)
-		case strings.Contains(doc, "kind: ValidatingWebhookConfiguration"):
-			err = yaml.UnmarshalStrict([]byte(doc), &v)
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("chart webhook configuration: %w", err)
-		}
-	}
-	if len(m.Webhooks) == 0 || len(v.Webhooks) == 0 {
-		return nil, nil, fmt.Errorf("the chart rendered no webhook configurations")
-	}
-	return &m, &v, nil
 }

@@ -19,7 +19,18 @@ import (
 // back, the pods that wanted chaos and missed it are reported.
 func TestScenario7WebhookOutage(t *testing.T) {
 	ctx := context.Background()
-	cluster.StopWebhook()
+	scale := func(n string) {
+		if out, err := kubectl(ctx, "-n", ownNS, "scale", "deployment/faultline", "--replicas="+n); err != nil {
+			t.Fatalf("kubectl scale: %v: %s", err, out)
+		}
+	}
+	// The injector gone, as in a node drain or a bad rollout.
+	scale("0")
+	waitFor(t, ctx, 60*time.Second, "the webhook pods to be gone", func() bool {
+		var l corev1.PodList
+		_ = k8s.List(ctx, &l, client.InNamespace(ownNS))
+		return len(l.Items) == 0
+	})
 	start := time.Now()
 	createPod(t, ctx, "shop", "while-down", "network: [{delay: 100ms}]", true, nil)
 	created := time.Since(start)
@@ -29,8 +40,9 @@ func TestScenario7WebhookOutage(t *testing.T) {
 	}
 	_, injected := p.Annotations[v1alpha1.AnnotationStatus]
 	restarted := time.Now()
-	if err := cluster.StartWebhook(ctx); err != nil {
-		t.Fatal(err)
+	scale("2")
+	if out, err := kubectl(ctx, "-n", ownNS, "rollout", "status", "deployment/faultline", "--timeout=120s"); err != nil {
+		t.Fatalf("webhook back: %v: %s", err, out)
 	}
 	var ev []string
 	reportedIn := waitFor(t, ctx, 90*time.Second, "the missed pod to be reported", func() bool {
@@ -45,7 +57,7 @@ func TestScenario7WebhookOutage(t *testing.T) {
 	_ = k8s.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "while-down"}, &p)
 	marked := p.Annotations[v1alpha1.AnnotationMissed] == "true"
 	pass := !injected && marked
-	record("7 webhook outage", "webhook killed, a pod created, webhook restarted",
+	record("7 webhook outage", "webhook Deployment scaled to 0, a pod created, scaled back to 2",
 		fmt.Sprintf("pod created in %s without chaos; FaultsMissed Event %s after the restart (%s after the webhook was back, leader lease takeover included)",
 			created.Round(time.Millisecond), (time.Since(restarted)).Round(100*time.Millisecond), reportedIn.Round(100*time.Millisecond)), pass)
 	if !pass {

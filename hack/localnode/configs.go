@@ -87,6 +87,9 @@ podLogsDir: %[5]q
 syncFrequency: 10s
 serializeImagePulls: false
 `, n.ContainerdSocket, NodeIP, DNSIP, n.pki.path("ca.crt"), filepath.Join(n.dir, "pod-logs"))
+	if n.maxBackoff != "" {
+		cfg += fmt.Sprintf("crashLoopBackOff: {maxContainerRestartPeriod: %s}\n", n.maxBackoff)
+	}
 	return n.write("kubelet.yaml", cfg)
 }
 

@@ -31,6 +31,9 @@ type Options struct {
 	// Images are OCI or docker-archive tarballs imported into containerd
 	// before kubelet starts (hack/images writes them).
 	Images []string
+	// MaxRestartBackoff caps the kubelet's crash-loop back-off (e.g. "1s");
+	// empty keeps the kubelet's 5 minutes.
+	MaxRestartBackoff string
 	// Log receives progress lines; nil discards them.
 	Log func(string)
 }
@@ -48,6 +51,7 @@ type Node struct {
 	procs            *procs
 	rec              *record
 	log              func(string)
+	maxBackoff       string
 }
 
 // Start cleans up after any earlier run, then starts the cluster and waits
@@ -77,7 +81,7 @@ func Start(ctx context.Context, opts Options) (n *Node, err error) {
 		dir: dir, assets: opts.Assets, Kubectl: filepath.Join(opts.Assets, "kubectl"),
 		ContainerdSocket: filepath.Join(dir, "containerd.sock"), runc: "/usr/sbin/runc",
 		procs: &procs{logDir: filepath.Join(dir, "logs")}, log: opts.Log,
-		rec: &record{StateDir: dir, Sysctls: saveSysctls()},
+		rec: &record{StateDir: dir, Sysctls: saveSysctls()}, maxBackoff: opts.MaxRestartBackoff,
 	}
 	if n.log == nil {
 		n.log = func(string) {}
@@ -122,6 +126,9 @@ func (n *Node) spawn(name string, argv ...string) error {
 }
 
 func (n *Node) bin(name string) string { return filepath.Join(n.assets, name) }
+
+// Bin is the path of one of the node's binaries (ctr, kubectl, helm...).
+func (n *Node) Bin(name string) string { return n.bin(name) }
 
 func (n *Node) startControlPlane(ctx context.Context) error {
 	p, err := newPKI(filepath.Join(n.dir, "pki"))
