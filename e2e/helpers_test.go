@@ -94,7 +94,9 @@ func kubectlCmd(ctx context.Context, bin string, args ...string) (string, error)
 	return strings.TrimSpace(string(out)), err
 }
 
-func kubectl(ctx context.Context, args ...string) (string, error) { return kubectlCmd(ctx, node.Kubectl, args...) }
+func kubectl(ctx context.Context, args ...string) (string, error) {
+	return kubectlCmd(ctx, node.Kubectl, args...)
+}
 
 // containerPID is the host PID of a running container of the pod, found
 // through containerd from the container ID the kubelet reports.

@@ -67,11 +67,11 @@ var ResolvConf = "/etc/resolv.conf"
 func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt netfault.Exemptions) *netDriver {
 	caps := netfault.Probe(ctx, runner)
 	return &netDriver{runner: runner, spec: spec, caps: caps, opts: netfault.Options{
-		Exempt:      exempt,
-		APIServer:   apiServerPrefixes(),
-		Resolve:     resolve,
-		Caps:        caps,
-		Interface:   netfault.DefaultInterface(ctx, runner),
+		Exempt:    exempt,
+		APIServer: apiServerPrefixes(),
+		Resolve:   resolve,
+		Caps:      caps,
+		Interface: netfault.DefaultInterface(ctx, runner),
 	}}
 }
 

@@ -18,7 +18,7 @@ func testOptions() Options {
 	return Options{
 		Exempt: Exemptions{Ports: []int32{19091, 19091}, ProbePorts: []int32{8080, 8080},
 			ProbeSources: []netip.Addr{netip.MustParseAddr("10.244.0.1"), netip.MustParseAddr("192.168.1.5")}},
-		APIServer:   []netip.Prefix{netip.MustParsePrefix("10.96.0.1/32")},
+		APIServer: []netip.Prefix{netip.MustParsePrefix("10.96.0.1/32")},
 		Resolve: func(host string) ([]netip.Addr, error) {
 			switch host {
 			case "postgres.db.svc":
