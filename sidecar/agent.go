@@ -48,9 +48,11 @@ type Status struct {
 	Spec   *v1alpha1.FaultSpec `json:"spec"`
 	Paused bool                `json:"paused"`
 	// InWindow is false while the schedule has the faults off.
-	InWindow  bool                 `json:"inWindow"`
-	Applied   []string             `json:"applied"`
-	NotDone   []string             `json:"notApplied"`
+	InWindow bool     `json:"inWindow"`
+	Applied  []string `json:"applied"`
+	NotDone  []string `json:"notApplied"`
+	// Errors are why faults that should be on are not (retried each tick).
+	Errors    []string             `json:"errors,omitempty"`
 	Processes []clockfault.Process `json:"clockProcesses,omitempty"`
 	// Capabilities of the pod's kernel, probed at start.
 	Capabilities *netfault.Capabilities `json:"capabilities,omitempty"`
@@ -72,6 +74,10 @@ type Agent struct {
 	affected *prometheus.GaugeVec
 	applyDur *prometheus.HistogramVec
 	caps     *prometheus.GaugeVec
+	errs     *prometheus.CounterVec
+	// lastErr is the last apply error per kind: logged when it changes,
+	// not on every tick, and shown in /status until it clears.
+	lastErr map[string]string
 }
 
 // New builds an agent; nothing starts until Run.
@@ -94,7 +100,10 @@ func New(opts Options) (*Agent, error) {
 		Help: "1 when the pod's kernel offers the feature (netem, nfqueue), probed at start."}, []string{"name"})
 	delayed := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "faultline_agent_packets_delayed_total",
 		Help: "Packets the NFQUEUE delay engine held and released."}, a.packetsDelayed)
-	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed,
+	a.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "faultline_agent_apply_errors_total",
+		Help: "Attempts to apply faults that failed (the pod runs without them meanwhile), by fault kind."}, []string{"kind"})
+	a.lastErr = map[string]string{}
+	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, a.errs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
@@ -206,9 +215,9 @@ func (a *Agent) tick(ctx context.Context, n int) {
 	var applied []string
 	if a.clock != nil {
 		changed, err := a.clock.set(on, now)
+		a.noteErr(ctx, "clock", err)
 		switch {
 		case err != nil:
-			log.Error(err, "writing time shim state")
 		case changed:
 			log.Info("clock fault", "on", on, "paused", paused, "inWindow", inWindow)
 		}
@@ -223,9 +232,9 @@ func (a *Agent) tick(ctx context.Context, n int) {
 	var refused []string
 	if a.net != nil {
 		changed, took, err := a.net.set(ctx, on)
+		a.noteErr(ctx, "network", err)
 		switch {
 		case err != nil:
-			log.Error(err, "network rules", "on", on)
 		case changed:
 			a.applyDur.WithLabelValues(map[bool]string{true: "apply", false: "remove"}[on]).Observe(took.Seconds())
 			log.Info("network faults", "on", on, "active", a.net.plan.Active, "refused", a.net.plan.Refused, "took", took)
@@ -251,7 +260,30 @@ func (a *Agent) tick(ctx context.Context, n int) {
 	if a.net != nil && len(refused) > 0 {
 		a.status.NotDone = append([]string{}, refused...)
 	}
+	a.status.Errors = nil
+	for _, k := range []string{"clock", "network"} {
+		if e := a.lastErr[k]; e != "" {
+			a.status.Errors = append(a.status.Errors, k+": "+e)
+		}
+	}
 	a.mu.Unlock()
+}
+
+// noteErr counts a failed apply and logs it when it differs from the last
+// one of its kind; a success clears it.
+func (a *Agent) noteErr(ctx context.Context, kind string, err error) {
+	if err == nil {
+		if a.lastErr[kind] != "" {
+			logf.FromContext(ctx).Info("faults apply again", "kind", kind)
+		}
+		a.lastErr[kind] = ""
+		return
+	}
+	a.errs.WithLabelValues(kind).Inc()
+	if err.Error() != a.lastErr[kind] {
+		logf.FromContext(ctx).Error(err, "cannot apply faults; the pod runs without them and the agent retries", "kind", kind)
+	}
+	a.lastErr[kind] = err.Error()
 }
 
 func (a *Agent) reportCoverage(ctx context.Context) {

@@ -31,6 +31,7 @@ func main() {
 	timeFile := fs.String("time-file", os.Getenv(sidecar.EnvTimeFile), "time shim state file (clock faults)")
 	shimSrc := fs.String("shim-src", sidecar.DefaultShimSource, "libfaultline-time.so to install (init)")
 	procRoot := fs.String("proc", "/proc", "where the pod's processes are visible, for clock coverage; empty disables")
+	fs.StringVar(&terminationLog, "termination-log", terminationLog, "where init reports faults it could not apply (the container's terminationMessagePath)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	if err := fs.Parse(os.Args[2:]); err != nil {
@@ -41,33 +42,43 @@ func main() {
 	logf.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)).WithName("faultline-agent"))
 	log := logf.Log
 
+	sigctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx := logf.IntoContext(sigctx, log)
+	// Inside a pod the agent fails open: an init container that exits
+	// non-zero, or a sidecar that never starts, keeps the app from
+	// starting (Init:CrashLoopBackOff), which is far more chaos than any
+	// spec asked for. So bad input is reported and the pod goes on without
+	// faults; exit status 2 is only for a mistyped command line.
 	spec, err := sidecar.LoadSpec(*specFile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
-		os.Exit(2)
+	if err == nil {
+		_, err = sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
+		if err != nil {
+			err = fmt.Errorf("%s: %w", sidecar.EnvProbePorts, err)
+		}
 	}
-	probePorts, err := sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "faultline-agent: %s: %v\n", sidecar.EnvProbePorts, err)
-		os.Exit(2)
+		failOpen(ctx, cmd, *listen, err)
+		return
 	}
+	probePorts, _ := sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
 	exempt := netfault.Exemptions{ProbePorts: probePorts, ProbeSources: sidecar.ProbeSources(os.Getenv(sidecar.EnvHostIP), "/proc/net/route")}
 	if _, p, err := net.SplitHostPort(*listen); err == nil {
 		if ports, err := sidecar.ParsePorts(p); err == nil {
 			exempt.Ports = ports
 		}
 	}
-	sigctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	ctx := logf.IntoContext(sigctx, log)
 	if cmd == "init" {
+		var problems []error
 		if err := sidecar.InitClock(ctx, spec, *timeFile, *shimSrc); err != nil {
-			log.Error(err, "init failed")
-			os.Exit(1)
+			problems = append(problems, fmt.Errorf("clock: %w", err))
 		}
 		if err := sidecar.InitNetwork(ctx, spec, netfault.Exec{}, exempt); err != nil {
-			log.Error(err, "init failed")
-			os.Exit(1)
+			problems = append(problems, fmt.Errorf("network: %w", err))
+		}
+		if len(problems) > 0 {
+			reportInitProblems(ctx, problems)
+			return
 		}
 		log.Info("init done", "faults", spec.Kinds())
 		return
@@ -75,10 +86,12 @@ func main() {
 	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, PodInfoDir: *podInfo,
 		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME"), Exempt: exempt})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "faultline-agent:", err)
-		os.Exit(2)
+		failOpen(ctx, cmd, *listen, err)
+		return
 	}
 	if err := agent.Run(ctx); err != nil {
+		// Run removes what it made before it returns; exiting lets the
+		// kubelet start a fresh agent, which clears and re-applies.
 		log.Error(err, "agent failed")
 		os.Exit(1)
 	}

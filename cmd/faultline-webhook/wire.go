@@ -62,6 +62,10 @@ func wire(mgr ctrl.Manager, cfg fwebhook.Config, ownNamespace string, certs cert
 		return fmt.Errorf("kill switch: %w", err)
 	}
 	// Pods that wanted chaos but were created while no replica answered.
+	if err := (&fwebhook.AgentProblemReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
+		Problems: fwebhook.NewAgentProblemCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("agent problem reporter: %w", err)
+	}
 	if err := (&fwebhook.MissedReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
 		OwnNamespace: ownNamespace, Missed: fwebhook.NewMissedCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("missed-injection reporter: %w", err)

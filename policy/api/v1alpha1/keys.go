@@ -41,3 +41,12 @@ const AnnotationDecision = "faultline.dev/decision"
 // AnnotationMissed marks a pod already reported as created without the
 // injector, so that it is reported once.
 const AnnotationMissed = "faultline.dev/missed"
+
+// AnnotationAgentProblem marks a pod whose agent could not apply its faults
+// at start-up, once that has been reported (a FaultsNotApplied Event).
+const AnnotationAgentProblem = "faultline.dev/agent-problem"
+
+// AgentProblemPrefix starts the termination message of an agent init
+// container that could not apply every fault but let the pod start (the
+// agent fails open); the webhook's reporter turns it into an Event.
+const AgentProblemPrefix = "faultline-agent: faults not applied: "
