@@ -22,8 +22,34 @@ func main() {
 	n := flag.Int("n", 20, "round trips to measure")
 	connect := flag.String("connect", "", "host:port: only say how a TCP connection attempt ends")
 	body := flag.Bool("body", false, "print the body of one GET of -url")
+	flood := flag.String("flood", "", "host:port: send UDP datagrams at -rate per second for -for, then print how many were sent")
+	rate := flag.Int("rate", 10000, "datagrams per second (-flood)")
+	dur := flag.Duration("for", 10*time.Second, "how long to send (-flood)")
 	dial := flag.String("dial", "", "host:port: median TCP connect time (one round trip: SYN, SYN-ACK) over -n connects")
 	flag.Parse()
+	if *flood != "" {
+		c, err := net.Dial("udp", *flood)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "probe:", err)
+			os.Exit(1)
+		}
+		// Batches each millisecond: a sleep per datagram cannot keep 10k/s.
+		payload := make([]byte, 64)
+		sent, start := 0, time.Now()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for now := range tick.C {
+			elapsed := now.Sub(start)
+			if elapsed >= *dur {
+				break
+			}
+			for due := int(elapsed.Seconds() * float64(*rate)); sent < due; sent++ {
+				_, _ = c.Write(payload)
+			}
+		}
+		fmt.Println(sent)
+		return
+	}
 	if *dial != "" {
 		var rtts []time.Duration
 		for i := 0; i < *n; i++ {
