@@ -152,29 +152,33 @@ func TestScenario14AgentResources(t *testing.T) {
 		}
 		return 0
 	}
-	sample := func(d time.Duration, load func()) (cpuPct float64, rssMiB float64, pps float64) {
+	sample := func(d time.Duration, load func()) (cpuPct float64, rssMiB float64, packets float64) {
 		c0, p0, t0 := readInt(t, cpu), delayed(), time.Now()
 		if load != nil {
 			load()
+			time.Sleep(100 * time.Millisecond) // the last packets' delay
 		} else {
 			time.Sleep(d)
 		}
 		c1, p1, el := readInt(t, cpu), delayed(), time.Since(t0)
-		return float64(c1-c0) / float64(el.Nanoseconds()) * 100, float64(memStat(t, mem, "total_rss")) / (1 << 20), (p1 - p0) / el.Seconds()
+		return float64(c1-c0) / float64(el.Nanoseconds()) * 100, float64(memStat(t, mem, "total_rss")) / (1 << 20), p1 - p0
 	}
 	idleCPU, idleRSS, _ := sample(10*time.Second, nil)
-	var sent string
-	loadCPU, loadRSS, pps := sample(0, func() {
+	var sent float64
+	loadCPU, loadRSS, packets := sample(0, func() {
 		out, err := exec.Command(bins["probe"], "-flood", pod.Status.PodIP+":9999", "-rate", "10000", "-for", "10s").CombinedOutput()
 		if err != nil {
 			t.Fatalf("flood: %v: %s", err, out)
 		}
-		sent = strings.TrimSpace(string(out))
+		sent, _ = strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 	})
-	pass := pps > 8000 && loadRSS < 64
+	// Every datagram must pass through the engine: one it never sees a
+	// verdict for is a loss nobody asked for.
+	pass := sent > 0 && packets/sent >= 0.99 && loadRSS < 64
 	record("14 agent resources", "agent container's cgroup: idle with a delay on, then 10k packets/s through the delay engine (10 s each)",
-		fmt.Sprintf("idle: CPU %.2f%% of a core, RSS %.1f MiB; loaded: %.0f packets/s delayed (%s sent), CPU %.1f%% of a core, RSS %.1f MiB", idleCPU, idleRSS, pps, sent, loadCPU, loadRSS), pass)
+		fmt.Sprintf("idle: CPU %.2f%% of a core, RSS %.1f MiB; loaded: %.0f of %.0f packets delayed (%.1f%%), CPU %.1f%% of a core, RSS %.1f MiB",
+			idleCPU, idleRSS, packets, sent, 100*packets/sent, loadCPU, loadRSS), pass)
 	if !pass {
-		t.Fatalf("delayed %.0f packets/s, RSS %.1f MiB", pps, loadRSS)
+		t.Fatalf("delayed %.0f of %.0f packets, RSS %.1f MiB", packets, sent, loadRSS)
 	}
 }

@@ -101,6 +101,15 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 	if err != nil {
 		return nil, fmt.Errorf("opening NFQUEUE %d: %w", r.Queue, err)
 	}
+	// A netlink message the socket has no room for is lost, and with it
+	// the packet's verdict: the packet stays queued, never sent, which is
+	// loss nobody asked for (measured on the real node: 28% at 10k
+	// packets/s with the default buffer). A large buffer absorbs bursts;
+	// with NET_ADMIN the size is forced past net.core.rmem_max.
+	if err := nf.Con.SetReadBuffer(8 << 20); err != nil {
+		_ = nf.Close()
+		return nil, fmt.Errorf("NFQUEUE %d read buffer: %w", r.Queue, err)
+	}
 	q := &delayQueue{rule: r, nf: nf, in: make(chan held, 16384)}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(r.Queue)))
 	hook := func(a nfqueue.Attribute) int {
