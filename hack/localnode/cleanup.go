@@ -83,7 +83,7 @@ func Clean() error {
 	}
 	killCgroupProcs()
 	if r.StateDir != "" {
-		killByCmdline(r.StateDir) // containerd shims outlive containerd
+		killShims(r.StateDir) // containerd shims outlive containerd
 		errs = append(errs, unmountUnder(r.StateDir)...)
 	}
 	errs = append(errs, removeCgroups()...)
@@ -109,17 +109,25 @@ func isOurs(pid int, stateDir string) bool {
 		return false
 	}
 	cmd := string(b)
-	return (stateDir != "" && strings.Contains(cmd, stateDir)) || strings.Contains(cmd, nodeNetNS)
+	return (stateDir != "" && strings.Contains(cmd, stateDir)) || strings.Contains(cmd, "/var/run/netns/"+nodeNetNS)
 }
 
-func killByCmdline(sub string) {
+// killShims kills the runc shims of the run's containerd: their command
+// line names its socket under the state directory. Only shims: the command
+// that started the run (go run, a test binary) may name the directory too.
+func killShims(stateDir string) {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), sub) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(string(b), "\x00")
+		if strings.HasPrefix(filepath.Base(argv[0]), "containerd-shim") && strings.Contains(string(b), stateDir) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
