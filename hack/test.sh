@@ -30,5 +30,30 @@ if ip link show flhost0 >/dev/null 2>&1 || ip netns list | grep -q faultline-nod
   echo "make run left the node's network or record behind" >&2
   exit 1
 fi
+echo "== make run after a kill -9: the next run (here --clean) removes what it left"
+sysctls() { sysctl -n kernel.panic kernel.panic_on_oops vm.overcommit_memory | tr '\n' ' '; }
+before="$(sysctls)"
+go build -o "$state/run-bin" ./hack/run
+"$state/run-bin" --state-dir "$state/crash" >"$state/crash.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 180); do grep -q "measuring" "$state/crash.out" && break; sleep 1; done
+grep -q "measuring" "$state/crash.out" || { cat "$state/crash.out"; kill -9 "$pid"; echo "the run to be killed never got going" >&2; exit 1; }
+kill -9 "$pid"
+sleep 1
+ip netns list | grep -q faultline-node || { echo "kill -9 left nothing to clean: the test proves nothing" >&2; exit 1; }
+"$state/run-bin" --clean
+left=()
+ip link show flhost0 >/dev/null 2>&1 && left+=("link flhost0")
+ip netns list | grep -q faultline-node && left+=("netns faultline-node")
+[[ -e /run/faultline-node ]] && left+=("/run/faultline-node")
+compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null && left+=("kubepods cgroups")
+grep -q "$state/crash" /proc/self/mountinfo && left+=("mounts under $state/crash")
+pgrep -f "echo-server|http.server" >/dev/null && left+=("pod processes")
+[[ "$(sysctls)" == "$before" ]] || left+=("sysctls $(sysctls), were $before")
+if ((${#left[@]})); then
+  echo "after kill -9 and a clean: left ${left[*]}" >&2
+  exit 1
+fi
+echo "kill -9 mid-run: everything removed by the next run's clean-up"
 rm -rf "$state"
 echo "all tests passed"
