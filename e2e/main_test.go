@@ -132,10 +132,15 @@ func run(m *testing.M) (int, error) {
 	}
 	nodeV = fmt.Sprintf("%s (kubelet %s, %s, kernel %s)", n.Name, n.Status.NodeInfo.KubeletVersion,
 		n.Status.NodeInfo.ContainerRuntimeVersion, n.Status.NodeInfo.KernelVersion)
+	helmStart := time.Now()
 	if err := helmInstall(ctx); err != nil {
 		return 0, err
 	}
+	installed := time.Since(helmStart)
 	if err := setup(ctx); err != nil {
+		return 0, err
+	}
+	if err := recordInstall(ctx, installed); err != nil {
 		return 0, err
 	}
 	code := m.Run()
@@ -170,6 +175,31 @@ func helmInstall(ctx context.Context) error {
 		return fmt.Errorf("helm install: %w: %s", err, out)
 	}
 	return waitCABundle(ctx)
+}
+
+// recordInstall: the row for the chart itself. The webhook serves from its
+// own pods on the node, through its Service, with the certificate it made
+// for itself (self-signed mode) and put into the caBundle: every admission
+// of the scenarios goes through that path.
+func recordInstall(ctx context.Context, took time.Duration) error {
+	var pods corev1.PodList
+	if err := k8s.List(ctx, &pods, client.InNamespace(ownNS)); err != nil {
+		return err
+	}
+	var ready []string
+	for _, p := range pods.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = append(ready, p.Name+" on "+p.Spec.NodeName)
+			}
+		}
+	}
+	var secret corev1.Secret
+	secretOK := k8s.Get(ctx, client.ObjectKey{Namespace: ownNS, Name: "faultline-webhook-tls"}, &secret) == nil && len(secret.Data["ca.crt"]) > 0
+	record("0 helm install", "the chart from the built images, self-signed certificates; the webhook serves from its own pods",
+		fmt.Sprintf("installed and caBundle in place in %s; webhook pods Ready: %s; CA and serving certificate in Secret faultline-webhook-tls: %v",
+			took.Round(100*time.Millisecond), strings.Join(ready, ", "), secretOK), len(ready) == 2 && secretOK)
+	return nil
 }
 
 func waitCABundle(ctx context.Context) error {

@@ -39,6 +39,15 @@ func Preflight(assets string) error {
 			missing = append(missing, "cgroup controller "+c+": enable it on the kernel command line (cgroup_enable="+c+")")
 		}
 	}
+	// containerd's overlayfs snapshotter; the agent's rules need nf_tables
+	// (iptables-nft) and the delay engine nfnetlink_queue.
+	fsTable, _ := os.ReadFile("/proc/filesystems")
+	if !strings.Contains(string(fsTable), "\toverlay\n") {
+		_ = exec.Command("modprobe", "overlay").Run()
+		if b, _ := os.ReadFile("/proc/filesystems"); !strings.Contains(string(b), "\toverlay\n") {
+			missing = append(missing, "kernel module overlay (containerd's snapshotter): modprobe overlay")
+		}
+	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w; missing:\n  - %s", errMissing, strings.Join(missing, "\n  - "))
 	}
