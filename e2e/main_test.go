@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -241,7 +242,8 @@ func setup(ctx context.Context) error {
 func printTable() {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
-	slices.SortFunc(results, func(a, b [4]string) int { return strings.Compare(a[0], b[0]) })
+	num := func(s string) int { n, _ := strconv.Atoi(strings.Fields(s)[0]); return n }
+	slices.SortFunc(results, func(a, b [4]string) int { return num(a[0]) - num(b[0]) })
 	fmt.Printf("\nnode: %s\n", nodeV)
 	fmt.Println("\n| scenario | requested | measured | result |\n|---|---|---|---|")
 	for _, r := range results {
