@@ -49,6 +49,7 @@ ip netns list | grep -q faultline-node && left+=("netns faultline-node")
 compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null && left+=("kubepods cgroups")
 grep -q "$state/crash" /proc/self/mountinfo && left+=("mounts under $state/crash")
 pgrep -f "echo-server|http.server" >/dev/null && left+=("pod processes")
+compgen -G "/var/lib/cni/results/faultline-*" >/dev/null && left+=("CNI results")
 [[ "$(sysctls)" == "$before" ]] || left+=("sysctls $(sysctls), were $before")
 if ((${#left[@]})); then
   echo "after kill -9 and a clean: left ${left[*]}" >&2

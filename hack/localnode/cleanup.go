@@ -94,6 +94,7 @@ func Clean() error {
 		}
 	}
 	removeLogLinks(r.StateDir)
+	removeRuntimeLeftovers()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cleaning up the last node run: %w", err)
 	}
@@ -259,5 +260,30 @@ func removeLogLinks(stateDir string) {
 		if t, err := os.Readlink(p); err == nil && strings.HasPrefix(t, stateDir) {
 			_ = os.Remove(p)
 		}
+	}
+}
+
+// removeRuntimeLeftovers removes what containerd and the CNI plugins keep in
+// host-global paths whatever their configured roots: libcni's cached results
+// for the "faultline" network (and the loopback entries of the same
+// sandboxes), and, when no system containerd is running here, the runc
+// state and shim sockets under /run/containerd that a killed run leaves.
+func removeRuntimeLeftovers() {
+	const results = "/var/lib/cni/results"
+	entries, _ := os.ReadDir(results)
+	for _, e := range entries {
+		id, ok := strings.CutPrefix(e.Name(), "faultline-")
+		if !ok {
+			continue
+		}
+		id = strings.TrimSuffix(id, "-eth0")
+		_ = os.Remove(filepath.Join(results, e.Name()))
+		_ = os.Remove(filepath.Join(results, "cni-loopback-"+id+"-lo"))
+	}
+	if exists("/run/containerd/containerd.sock") {
+		return // someone else's containerd: its state is not ours to judge
+	}
+	for _, d := range []string{"/run/containerd/runc/k8s.io", "/run/containerd/s"} {
+		_ = os.RemoveAll(d)
 	}
 }
