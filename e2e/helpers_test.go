@@ -271,3 +271,18 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// waitInjecting waits until the webhook injects again: a server-side
+// dry-run create of an opted-in pod comes back with faultline.dev/status.
+func waitInjecting(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitFor(t, ctx, 60*time.Second, "the webhook to inject again", func() bool {
+		labels, ann, spec := podSpec("network: [{delay: 10ms}]", true)
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", GenerateName: "probe-", Labels: labels, Annotations: ann}, Spec: spec}
+		if err := k8s.Create(ctx, p, client.DryRunAll); err != nil {
+			return false
+		}
+		_, ok := p.Annotations[v1alpha1.AnnotationStatus]
+		return ok
+	})
+}

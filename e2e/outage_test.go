@@ -44,6 +44,10 @@ func TestScenario7WebhookOutage(t *testing.T) {
 	if out, err := kubectl(ctx, "-n", ownNS, "rollout", "status", "deployment/faultline", "--timeout=120s"); err != nil {
 		t.Fatalf("webhook back: %v: %s", err, out)
 	}
+	// Ready pods are not yet a Service kube-proxy routes to: until it does,
+	// failurePolicy Ignore admits pods uninjected (a later scenario's pod
+	// was, once). Wait until an admission is really injected.
+	waitInjecting(t, ctx)
 	var ev []string
 	reportedIn := waitFor(t, ctx, 90*time.Second, "the missed pod to be reported", func() bool {
 		ev = events(t, ctx, "shop", "while-down")
