@@ -276,13 +276,22 @@ func grep(s, sub string) string {
 // dry-run create of an opted-in pod comes back with faultline.dev/status.
 func waitInjecting(t *testing.T, ctx context.Context) {
 	t.Helper()
-	waitFor(t, ctx, 60*time.Second, "the webhook to inject again", func() bool {
+	if err := injecting(ctx, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func injecting(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
 		labels, ann, spec := podSpec("network: [{delay: 10ms}]", true)
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", GenerateName: "probe-", Labels: labels, Annotations: ann}, Spec: spec}
-		if err := k8s.Create(ctx, p, client.DryRunAll); err != nil {
-			return false
+		if err := k8s.Create(ctx, p, client.DryRunAll); err == nil {
+			if _, ok := p.Annotations[v1alpha1.AnnotationStatus]; ok {
+				return nil
+			}
 		}
-		_, ok := p.Annotations[v1alpha1.AnnotationStatus]
-		return ok
-	})
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the webhook did not inject a dry-run pod within %s", limit)
 }

@@ -141,6 +141,10 @@ func run(m *testing.M) (int, error) {
 	if err := setup(ctx); err != nil {
 		return 0, err
 	}
+	// The caBundle is in place; kube-proxy may not route the Service yet.
+	if err := injecting(ctx, 60*time.Second); err != nil {
+		return 0, err
+	}
 	if err := recordInstall(ctx, installed); err != nil {
 		return 0, err
 	}
