@@ -147,6 +147,8 @@ for b in "${containerd_cmds[@]}"; do [[ -x "$ASSETS/$b" ]] || need_containerd=1;
 [[ -x "$ASSETS/coredns" ]] || build_coredns
 
 "$ASSETS/kube-apiserver" --version >&2
-"$ASSETS/etcd" --version | head -1 >&2
+# sed, not head: head exits early and, under pipefail, SIGPIPE (141) fails
+# the whole build on a cold machine.
+"$ASSETS/etcd" --version | sed -n 1p >&2
 log "done: $ASSETS"
 echo "$ASSETS"

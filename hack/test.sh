@@ -26,7 +26,7 @@ echo "$out"
 grep -q "injected by faultline" <<<"$out" || { echo "make run did not show an injected pod" >&2; exit 1; }
 grep -q "TCP connect" <<<"$out" || { echo "make run did not measure the delay" >&2; exit 1; }
 grep -q "checkout's clock" <<<"$out" || { echo "make run did not measure the clock" >&2; exit 1; }
-if ip link show flhost0 >/dev/null 2>&1 || ip netns list | grep -q faultline-node || [[ -e /run/faultline-node ]]; then
+if ip link show flhost0 >/dev/null 2>&1 || [[ "$(ip netns list)" == *faultline-node* ]] || [[ -e /run/faultline-node ]]; then
   echo "make run left the node's network or record behind" >&2
   exit 1
 fi
@@ -40,11 +40,11 @@ for _ in $(seq 1 180); do grep -q "measuring" "$state/crash.out" && break; sleep
 grep -q "measuring" "$state/crash.out" || { cat "$state/crash.out"; kill -9 "$pid"; echo "the run to be killed never got going" >&2; exit 1; }
 kill -9 "$pid"
 sleep 1
-ip netns list | grep -q faultline-node || { echo "kill -9 left nothing to clean: the test proves nothing" >&2; exit 1; }
+[[ "$(ip netns list)" == *faultline-node* ]] || { echo "kill -9 left nothing to clean: the test proves nothing" >&2; exit 1; }
 "$state/run-bin" --clean
 left=()
 ip link show flhost0 >/dev/null 2>&1 && left+=("link flhost0")
-ip netns list | grep -q faultline-node && left+=("netns faultline-node")
+[[ "$(ip netns list)" == *faultline-node* ]] && left+=("netns faultline-node")
 [[ -e /run/faultline-node ]] && left+=("/run/faultline-node")
 compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null && left+=("kubepods cgroups")
 grep -q "$state/crash" /proc/self/mountinfo && left+=("mounts under $state/crash")
