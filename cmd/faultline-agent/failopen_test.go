@@ -53,3 +53,14 @@ func TestInitFailsOpen(t *testing.T) {
 		})
 	}
 }
+
+// The --zap-* log flags belong to the subcommand (they were bound to
+// another flag set, so using one made the agent exit 2).
+func TestLogFlagsAreAccepted(t *testing.T) {
+	agent := testenv.GoBinary(t, "./cmd/faultline-agent")
+	cmd := exec.Command(agent, "init", "--zap-log-level=debug", "--zap-devel=false")
+	cmd.Env = append(os.Environ(), "FAULTLINE_SPEC={}")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("init with --zap-log-level: %v\n%s", err, out)
+	}
+}

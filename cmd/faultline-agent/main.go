@@ -33,7 +33,7 @@ func main() {
 	procRoot := fs.String("proc", "/proc", "where the pod's processes are visible, for clock coverage; empty disables")
 	fs.StringVar(&terminationLog, "termination-log", terminationLog, "where init reports faults it could not apply (the container's terminationMessagePath)")
 	zapOpts := zap.Options{}
-	zapOpts.BindFlags(flag.CommandLine)
+	zapOpts.BindFlags(fs) // the subcommand's flag set: on flag.CommandLine they were unknown (exit 2)
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
 	}
