@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -111,6 +112,16 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 		err = netfault.Remove(ctx, d.runner, d.opts.Interface)
 		d.stopEngine()
 		d.stopDNS()
+	}
+	if err != nil && on {
+		// Fail open: nothing half-applied stays behind (shaping without
+		// its rules, a DNS responder or delay queues with nothing sent to
+		// them); the next tick tries again from nothing.
+		d.stopEngine()
+		d.stopDNS()
+		if rerr := netfault.Remove(ctx, d.runner, d.opts.Interface); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("removing after a failed apply: %w", rerr))
+		}
 	}
 	if err != nil {
 		return false, time.Since(start), err

@@ -37,6 +37,9 @@ type Recorder struct {
 	mu    sync.Mutex
 	Calls []string
 	Out   map[string]string
+	// Fail makes commands starting with one of its keys fail with that
+	// error (a kernel that refuses, for fail-open tests).
+	Fail map[string]error
 }
 
 func (r *Recorder) Run(_ context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
@@ -48,5 +51,10 @@ func (r *Recorder) Run(_ context.Context, stdin []byte, name string, args ...str
 		call += string(stdin)
 	}
 	r.Calls = append(r.Calls, call)
+	for prefix, err := range r.Fail {
+		if strings.HasPrefix(line, prefix) {
+			return nil, err
+		}
+	}
 	return []byte(r.Out[line]), nil
 }
