@@ -54,6 +54,10 @@ type Policies struct {
 
 func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.FaultSpec) Decision {
 	all, err := p.Source.ChaosPolicies(ctx)
+	// Informers list policies in no fixed order: by name, the same
+	// policies give the same decision, reasons, cache key and default
+	// faults (in list order the cache mostly missed with two or more).
+	all = byName(all)
 	if err != nil {
 		return Skip(CodeNoPolicy, "ChaosPolicies could not be read ("+err.Error()+"): not injected", true)
 	}
@@ -212,6 +216,10 @@ func joinMessages(rs []Reason) string {
 // selects the pod and has any; the usual limits then apply to them.
 func (p *Policies) DefaultFaults(ctx context.Context, req *Request) (*v1alpha1.FaultSpec, string) {
 	all, err := p.Source.ChaosPolicies(ctx)
+	// Informers list policies in no fixed order: by name, the same
+	// policies give the same decision, reasons, cache key and default
+	// faults (in list order the cache mostly missed with two or more).
+	all = byName(all)
 	if err != nil {
 		return nil, ""
 	}

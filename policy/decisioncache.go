@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"hash"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,4 +111,15 @@ func writeMap(h hash.Hash, m map[string]string) {
 		writeField(h, k)
 		writeField(h, m[k])
 	}
+}
+
+// byName returns the policies sorted by name, copying only when they are not.
+func byName(all []v1alpha1.ChaosPolicy) []v1alpha1.ChaosPolicy {
+	cmp := func(a, b v1alpha1.ChaosPolicy) int { return strings.Compare(a.Name, b.Name) }
+	if slices.IsSortedFunc(all, cmp) {
+		return all
+	}
+	sorted := slices.Clone(all)
+	slices.SortFunc(sorted, cmp)
+	return sorted
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
@@ -77,5 +78,43 @@ func TestDecisionCacheHandsOutCopies(t *testing.T) {
 	first.Reasons[0].Message = "tampered"
 	if again := p.Limit(context.Background(), req, spec); again.Reasons[0].Message == "tampered" {
 		t.Fatal("the cache handed out its own reasons")
+	}
+}
+
+// With several policies the informer hands them out in any order; the same
+// policies must hit the cache whatever the order (issue 12 item 14: the key
+// hashed them in list order, so with two or more it mostly missed).
+func TestDecisionCacheHitsWhateverThePolicyOrder(t *testing.T) {
+	cache := NewDecisionCache(64)
+	if err := cache.Register(prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	var pols []v1alpha1.ChaosPolicy
+	for i, name := range []string{"alpha", "bravo", "charlie"} {
+		pol := policy(t, stagingNet)
+		pol.Name, pol.UID, pol.Generation = name, types.UID("uid-"+name), int64(i+1)
+		pols = append(pols, pol)
+	}
+	orders := [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}, {2, 0, 1}}
+	var first string
+	for i, o := range orders {
+		list := StaticPolicies{pols[o[0]], pols[o[1]], pols[o[2]]}
+		p := &Policies{Source: list, Now: func() time.Time { return wednesdayMorning }, Decisions: cache}
+		hits := testutil.ToFloat64(cache.lru.hits)
+		e := Engine{Limiter: p}
+		d := e.Decide(context.Background(), &Request{
+			Pod:             pod("shop", optedIn, map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 100ms}]"}),
+			NamespaceLabels: merge(nsEnabled, staging), NamespaceKnown: true,
+		})
+		if i == 0 {
+			first = d.Message()
+			continue
+		}
+		if testutil.ToFloat64(cache.lru.hits) == hits {
+			t.Errorf("policies in order %v missed the cache", o)
+		}
+		if d.Message() != first {
+			t.Errorf("order %v decided %q, the first order %q", o, d.Message(), first)
+		}
 	}
 }
