@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -125,10 +124,6 @@ func New(opts Options) (*Agent, error) {
 // Run serves HTTP and follows the pause annotation until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	log := logf.FromContext(ctx)
-	ln, err := net.Listen("tcp", a.opts.Listen)
-	if err != nil {
-		return err
-	}
 	if a.opts.Spec.HasNetwork() {
 		runner := a.opts.NetRunner
 		if runner == nil {
@@ -146,10 +141,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.caps.WithLabelValues("netem").Set(boolGauge(a.net.caps.Netem))
 		a.caps.WithLabelValues("nfqueue").Set(boolGauge(a.net.caps.NFQueue))
 	}
-	srv := &http.Server{Handler: a.mux(), ReadHeaderTimeout: 5 * time.Second}
+	// Listen only after the clean-up: if the port is taken (a process in
+	// the pod may hold it), an agent that exited here would leave a crashed
+	// run's rules in place forever, and a native sidecar that never starts
+	// holds the app back. So the agent goes on without HTTP and says so.
+	srv := newServer(a.mux())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("agent running", "listen", ln.Addr().String(), "faults", a.opts.Spec.Kinds(), "notApplied", a.status.NotDone)
+	ln, err := listen(a.opts.Listen)
+	if err != nil {
+		log.Error(err, "cannot serve /healthz, /status and /metrics; faults, pause and clean-up work without them")
+		a.mu.Lock()
+		a.status.Errors = append(a.status.Errors, "http: "+err.Error())
+		a.mu.Unlock()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+		log.Info("agent running", "listen", ln.Addr().String(), "faults", a.opts.Spec.Kinds(), "notApplied", a.status.NotDone)
+	}
 	if a.clock != nil {
 		log.Info("clock faults reach dynamically linked programs only: statically linked binaries (most Go programs) keep real time")
 	}

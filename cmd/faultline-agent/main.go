@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -42,6 +43,11 @@ func main() {
 	logf.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)).WithName("faultline-agent"))
 	log := logf.Log
 
+	// A soft memory limit below the container's (64Mi by default): the Go
+	// runtime collects harder before the kernel's OOM killer would act.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20)
+	}
 	sigctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ctx := logf.IntoContext(sigctx, log)
