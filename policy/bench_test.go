@@ -17,6 +17,8 @@ func (grantAll) Reserve(_ context.Context, policy, group, id string, _ int) (str
 	return policy + "/" + id, 1, nil
 }
 
+func (grantAll) Release(context.Context, string) error { return nil }
+
 // BenchmarkDecision is a full policy decision (safety, parse, policies,
 // group size for maxPercent, reservation) with 10, 1,000 and 10,000 pods
 // tracked by the informer-fed counter, with and without the decision cache.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +72,8 @@ type Reserver interface {
 	// Reserve takes a slot for id in (policy, group) unless max are taken;
 	// it returns the reservation ("" when full) and how many are taken.
 	Reserve(ctx context.Context, policy, group, id string, max int) (string, int, error)
+	// Release drops a reservation ("lease/id") at once.
+	Release(ctx context.Context, reservation string) error
 }
 
 // Reserve takes a slot for id unless the group is full; it returns the
@@ -206,9 +209,13 @@ func (p *Policies) reserveAll(ctx context.Context, req *Request, matched []*v1al
 		}
 		res, n, err := p.Reserver.Reserve(ctx, pol.Name, group, req.ID, limit)
 		if err != nil {
+			p.Release(ctx, taken)
 			return nil, nil, err
 		}
 		if res == "" {
+			// The slots taken under the policies before this one would
+			// otherwise stay held until the sweeper, for a pod without chaos.
+			p.Release(ctx, taken)
 			return nil, &Reason{Code: CodeBlastRadius, Policy: pol.Name, Notify: true,
 				Message: fmt.Sprintf("blast radius full: %d with chaos, %s, in group %s", n, what, group)}, nil
 		}
@@ -216,4 +223,19 @@ func (p *Policies) reserveAll(ctx context.Context, req *Request, matched []*v1al
 	}
 	sort.Strings(taken)
 	return taken, nil, nil
+}
+
+// Release drops reservations at once, for a pod that will not get chaos
+// after all (a later policy full, Pod Security, a patch conflict): left to
+// the sweeper they would block a rollout's next pods for minutes with a
+// false "blast radius full". Best effort: the sweeper frees what fails here.
+func (p *Policies) Release(ctx context.Context, reservations []string) {
+	if p == nil || p.Reserver == nil {
+		return
+	}
+	for _, r := range reservations {
+		if err := p.Reserver.Release(ctx, r); err != nil {
+			logf.FromContext(ctx).Error(err, "releasing a blast-radius slot; the sweeper will", "reservation", r)
+		}
+	}
 }

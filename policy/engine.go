@@ -38,10 +38,24 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 		return d
 	}
 	if refused, stop := podSecurity(req, d.Spec); stop {
+		e.Release(ctx, d.Reservations)
 		refused.Reasons = append(d.Reasons, refused.Reasons...)
 		return refused
 	}
 	return d
+}
+
+// releaser is a Limiter that holds blast-radius slots (Policies).
+type releaser interface {
+	Release(ctx context.Context, reservations []string)
+}
+
+// Release gives back the slots of a decision whose pod will not get chaos
+// after all (the webhook calls it when the patch cannot be built).
+func (e *Engine) Release(ctx context.Context, reservations []string) {
+	if r, ok := e.Limiter.(releaser); ok && len(reservations) > 0 {
+		r.Release(ctx, reservations)
+	}
 }
 
 // AdmitRequested admits exactly what the pod asks for. It stands in for the

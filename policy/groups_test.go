@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +143,14 @@ func (m memReserver) Reserve(_ context.Context, policy, group, id string, max in
 	}
 	m[k]++
 	return k + "/" + id, m[k], nil
+}
+
+func (m memReserver) Release(_ context.Context, reservation string) error {
+	k := reservation[:strings.LastIndex(reservation, "/")]
+	if m[k] > 0 {
+		m[k]--
+	}
+	return nil
 }
 
 type desired int

@@ -103,6 +103,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	// Build the patch.
 	patch, conflict := h.Injector.BuildPatch(&pod.ObjectMeta, &pod.Spec, "", decision.Spec)
 	if conflict != nil {
+		h.release(ctx, decision.Reservations)
 		decision.Inject = false
 		decision.Reasons = append(decision.Reasons, *conflict)
 		return skip(pod, decision)
@@ -116,6 +117,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	body, err := patch.JSON()
 	if err != nil {
+		h.release(ctx, decision.Reservations)
 		log.Error(err, "encoding patch", "namespace", pod.Namespace, "pod", podName(pod))
 		return admission.Allowed("faultline: not injected: encoding the patch failed").
 			WithWarnings("faultline: not injected: encoding the patch: " + err.Error()), ResultError, CodeEncodeError
@@ -123,6 +125,15 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	log.Info("injecting", "namespace", pod.Namespace, "pod", podName(pod), "faults", decision.Spec.Kinds(), "reason", decision.Message())
 	return patched(body, "faultline: injected "+fmt.Sprint(decision.Spec.Kinds()),
 		append(decision.Warnings("faultline: "), patch.Warnings...)), ResultInjected, decision.Code()
+}
+
+// release gives back blast-radius slots when the Decider holds them.
+func (h *Handler) release(ctx context.Context, reservations []string) {
+	if r, ok := h.Decider.(interface {
+		Release(context.Context, []string)
+	}); ok && len(reservations) > 0 {
+		r.Release(ctx, reservations)
+	}
 }
 
 // patched is admission.Patched for a patch encoded in advance (see
