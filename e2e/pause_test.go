@@ -88,10 +88,10 @@ func TestScenario6PauseAndKillSwitch(t *testing.T) {
 	p50 := func(d []time.Duration) time.Duration { s := slices.Clone(d); slices.Sort(s); return s[len(s)/2] }
 	pmax := func(d []time.Duration) time.Duration { return slices.Max(d) }
 	// The typical case must be within 5 s; the worst is reported as
-	// measured: the kubelet refreshes the downward-API file on the pod's
-	// update event, and when it misses one, on its next sync (syncFrequency:
-	// 10 s on this node, 1 min by default). A CI rehearsal saw one try pass
-	// 10 s; the table says how often that happened.
+	// measured. A CI rehearsal saw one try pass 10 s (cause not
+	// established: the kill switch's cached reconcile, or the kubelet
+	// refreshing the downward-API file only on its next sync); the table
+	// says how often that happens.
 	slow := 0
 	for _, d := range append(slices.Clone(pauseTook), killTook...) {
 		if d > 5*time.Second {
