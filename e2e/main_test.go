@@ -9,7 +9,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -95,7 +94,7 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("control plane: run hack/build-control-plane.sh: %v", err)
 	}
-	tarballs, err := imageTarballs(filepath.Join(repo, "bin", "images", "images.json"))
+	tarballs, err := localnode.ImageTarballs(filepath.Join(repo, "bin", "images", "images.json"))
 	if err != nil {
 		return 0, err
 	}
@@ -151,23 +150,6 @@ func run(m *testing.M) (int, error) {
 	code := m.Run()
 	printTable()
 	return code, nil
-}
-
-func imageTarballs(index string) ([]string, error) {
-	b, err := os.ReadFile(index)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (run make images)", index, err)
-	}
-	var m map[string]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, p := range m {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // helmInstall installs faultline the way a user would: the chart, its

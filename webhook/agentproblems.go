@@ -2,13 +2,10 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -39,14 +36,8 @@ type AgentProblemReporter struct {
 
 // NewAgentProblemCounter registers faultline_agent_problems_total.
 func NewAgentProblemCounter(reg prometheus.Registerer) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "faultline_agent_problems_total",
-		Help: "Injected pods whose agent could not apply their faults at start-up (they run without them).",
-	})
-	if reg != nil {
-		reg.MustRegister(c)
-	}
-	return c
+	return newCounter(reg, "faultline_agent_problems_total",
+		"Injected pods whose agent could not apply their faults at start-up (they run without them).")
 }
 
 func (r *AgentProblemReporter) SetupWithManager(mgr ctrl.Manager) error {
@@ -90,20 +81,9 @@ func (r *AgentProblemReporter) Reconcile(ctx context.Context, req reconcile.Requ
 	if problem == "" || pod.DeletionTimestamp != nil {
 		return reconcile.Result{}, nil
 	}
-	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.AnnotationAgentProblem: "reported"}}})
-	if err := r.Client.Patch(ctx, &pod, client.RawPatch(types.MergePatchType, body)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return reconcile.Result{}, nil
-		}
+	if err := reportOnce(ctx, r.Client, r.Recorder, r.Problems, &pod, v1alpha1.AnnotationAgentProblem, "reported", EventNotApplied, "Apply",
+		"the agent could not apply the faults at start-up; the pod runs without them and the agent retries: "+problem); err != nil {
 		return reconcile.Result{}, err
-	}
-	note := "the agent could not apply the faults at start-up; the pod runs without them and the agent retries: " + problem
-	if len(note) > maxNote {
-		note = note[:maxNote]
-	}
-	r.Recorder.Eventf(&pod, nil, corev1.EventTypeWarning, EventNotApplied, "Apply", "%s", note)
-	if r.Problems != nil {
-		r.Problems.Inc()
 	}
 	logf.FromContext(ctx).Info("agent could not apply faults", "namespace", pod.Namespace, "pod", pod.Name, "problem", problem)
 	return reconcile.Result{}, nil

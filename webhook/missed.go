@@ -2,13 +2,10 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -43,14 +40,8 @@ type MissedReporter struct {
 
 // NewMissedCounter registers faultline_missed_injections_total.
 func NewMissedCounter(reg prometheus.Registerer) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "faultline_missed_injections_total",
-		Help: "Pods that asked for faults but were created without the injector (it was unreachable).",
-	})
-	if reg != nil {
-		reg.MustRegister(c)
-	}
-	return c
+	return newCounter(reg, "faultline_missed_injections_total",
+		"Pods that asked for faults but were created without the injector (it was unreachable).")
 }
 
 func (m *MissedReporter) SetupWithManager(mgr ctrl.Manager) error {
@@ -97,17 +88,9 @@ func (m *MissedReporter) Reconcile(ctx context.Context, req reconcile.Request) (
 	default:
 		return reconcile.Result{}, nil
 	}
-	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.AnnotationMissed: "true"}}})
-	if err := m.Client.Patch(ctx, &pod, client.RawPatch(types.MergePatchType, body)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return reconcile.Result{}, nil
-		}
+	if err := reportOnce(ctx, m.Client, m.Recorder, m.Missed, &pod, v1alpha1.AnnotationMissed, "true", EventMissed, "Admit",
+		"created without faultline's injector (it was unreachable; failurePolicy Ignore let the pod through): no faults were injected; delete the pod to have it admitted again"); err != nil {
 		return reconcile.Result{}, err
-	}
-	m.Recorder.Eventf(&pod, nil, corev1.EventTypeWarning, EventMissed, "Admit",
-		"created without faultline's injector (it was unreachable; failurePolicy Ignore let the pod through): no faults were injected; delete the pod to have it admitted again")
-	if m.Missed != nil {
-		m.Missed.Inc()
 	}
 	logf.FromContext(ctx).Info("pod created without the injector", "namespace", pod.Namespace, "pod", pod.Name)
 	return reconcile.Result{}, nil

@@ -78,25 +78,18 @@ func (ps *procs) pids() []int {
 	return out
 }
 
-// stopAll stops the processes newest first: SIGTERM, then SIGKILL after grace.
+// stopAll stops the processes newest first.
 func (ps *procs) stopAll(grace time.Duration) {
 	ps.mu.Lock()
 	list := ps.list
 	ps.list = nil
 	ps.mu.Unlock()
 	for i := len(list) - 1; i >= 0; i-- {
-		p := list[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(grace):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
+		list[i].stop(grace)
 	}
 }
 
-// stop stops the named processes (SIGTERM, then SIGKILL after grace).
+// stop stops the named processes.
 func (ps *procs) stop(grace time.Duration, names ...string) {
 	ps.mu.Lock()
 	var keep, stop []*proc
@@ -110,12 +103,17 @@ func (ps *procs) stop(grace time.Duration, names ...string) {
 	ps.list = keep
 	ps.mu.Unlock()
 	for _, p := range stop {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(grace):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
+		p.stop(grace)
+	}
+}
+
+// stop sends SIGTERM, then SIGKILL to the process group after grace.
+func (p *proc) stop(grace time.Duration) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
 	}
 }

@@ -6,13 +6,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
 
@@ -50,7 +48,7 @@ func step(s string) { fmt.Printf("==> %s\n", s) }
 func run(assets, state, imagesJSON, examples, chart string, exitAfter bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	tarballs, err := imageTarballs(imagesJSON)
+	tarballs, err := localnode.ImageTarballs(imagesJSON)
 	if err != nil {
 		return err
 	}
@@ -87,21 +85,4 @@ func run(assets, state, imagesJSON, examples, chart string, exitAfter bool) erro
 	}
 	<-ctx.Done()
 	return nil
-}
-
-func imageTarballs(index string) ([]string, error) {
-	b, err := os.ReadFile(index)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (run make images)", index, err)
-	}
-	var m map[string]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", index, err)
-	}
-	var out []string
-	for _, p := range m {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out, nil
 }
