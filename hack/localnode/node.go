@@ -110,10 +110,6 @@ func Start(ctx context.Context, opts Options) (n *Node, err error) {
 	return n, nil
 }
 
-// Dir is the state directory; LogPath names a component's log in it.
-func (n *Node) Dir() string                { return n.dir }
-func (n *Node) LogPath(name string) string { return n.procs.logPath(name) }
-
 // Exited names a component that ended on its own.
 func (n *Node) Exited() error { return n.procs.exited() }
 

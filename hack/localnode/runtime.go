@@ -52,15 +52,6 @@ func (n *Node) ImportImage(ctx context.Context, tarball string) error {
 	return nil
 }
 
-// Images lists the image names containerd holds for kubelet.
-func (n *Node) Images(ctx context.Context) ([]string, error) {
-	out, err := exec.CommandContext(ctx, n.bin("ctr"), "-a", n.ContainerdSocket, "-n", "k8s.io", "images", "ls", "-q").Output()
-	if err != nil {
-		return nil, fmt.Errorf("ctr images ls: %w", err)
-	}
-	return strings.Fields(string(out)), nil
-}
-
 // startNode starts kubelet, kube-proxy and CoreDNS, and waits for the node
 // to be Ready and DNS to answer.
 func (n *Node) startNode(ctx context.Context) error {
