@@ -12,10 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,22 +42,18 @@ func TestScenario8AbortOnSLO(t *testing.T) {
 		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "slo"}},
 		Limits:            v1alpha1.Limits{MaxDelay: "100ms"},
 		AbortWhen: &v1alpha1.AbortCondition{PrometheusURL: "http://" + promIP + ":9090",
-			Query: `sum(rate(echo_requests_total{code="500"}[5s]))`, Threshold: "1", For: "2s"},
+			Query: `sum(rate(echo_requests_total{code="500"}[5s])) or vector(0)`, Threshold: "1", For: "2s"},
 	}}
-	if err := k8s.Create(ctx, pol); err != nil {
-		t.Fatal(err)
-	}
-	defer k8s.Delete(ctx, pol)
-	createPod(t, ctx, "shop", "slo", "network: [{delay: 20ms}]", true, func(p *corev1.Pod) { p.Labels["app"] = "slo" })
-	pod := running(t, ctx, "shop", "slo")
-	waitFor(t, ctx, 30*time.Second, "the agent to apply", func() bool { return agentActive(t, pod.Status.PodIP, "delay") })
-
-	// Prometheus scraping the app every second.
+	// Prometheus first: a policy with abortWhen allows no chaos until its
+	// query answers. "or vector(0)": no errors yet is an answer, zero.
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: app\n    static_configs: [{targets: ['%s:8080']}]\n", pod.Status.PodIP)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+	writeConfig := func(targets string) {
+		cfg := "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: app\n    static_configs: [{targets: [" + targets + "]}]\n"
+		if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeConfig("")
 	prom := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promIP+":9090")
 	if err := prom.Start(); err != nil {
@@ -70,6 +68,27 @@ func TestScenario8AbortOnSLO(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
+	}
+	waitFor(t, ctx, 60*time.Second, "Prometheus to answer", func() bool { return strings.Contains(query("vector(0)"), `"success"`) })
+
+	if err := k8s.Create(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	defer k8s.Delete(ctx, pol)
+	waitFor(t, ctx, 30*time.Second, "abortWhen to be evaluated", func() bool {
+		var p v1alpha1.ChaosPolicy
+		_ = k8s.Get(ctx, client.ObjectKey{Name: "slo-guard"}, &p)
+		c := meta.FindStatusCondition(p.Status.Conditions, policy.ConditionAbortEvaluated)
+		return c != nil && c.Status == metav1.ConditionTrue
+	})
+	createPod(t, ctx, "shop", "slo", "network: [{delay: 20ms}]", true, func(p *corev1.Pod) { p.Labels["app"] = "slo" })
+	pod := running(t, ctx, "shop", "slo")
+	waitFor(t, ctx, 30*time.Second, "the agent to apply", func() bool { return agentActive(t, pod.Status.PodIP, "delay") })
+
+	// Prometheus scraping the app every second.
+	writeConfig("'" + pod.Status.PodIP + ":8080'")
+	if err := prom.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, ctx, 60*time.Second, "Prometheus to scrape the app", func() bool { return strings.Contains(query("echo_requests_total"), `"code":"500"`) })
 

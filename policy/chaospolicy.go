@@ -83,12 +83,13 @@ func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.Fault
 		return Decision{Reasons: []Reason{*full}}
 	}
 	names := make([]string, len(matched))
+	refs := make([]PolicyRef, len(matched))
 	for i, m := range matched {
-		names[i] = m.Name
+		names[i], refs[i] = m.Name, refOf(m)
 	}
 	reasons := slices.Clone(v.audits)
 	reasons = append(reasons, Reason{Code: CodeInjected, Message: "allowed by ChaosPolicy " + strings.Join(names, ", ")})
-	return Decision{Inject: true, Spec: spec, Reasons: reasons, Reservations: taken}
+	return Decision{Inject: true, Spec: spec, Reasons: reasons, Reservations: taken, Admitted: refs}
 }
 
 // verdict is what the policies say before blast radius: either a final
@@ -135,8 +136,8 @@ func evaluate(all []v1alpha1.ChaosPolicy, req *Request, spec *v1alpha1.FaultSpec
 			continue
 		}
 		for _, pr := range problems {
-			// The kill switch holds whatever the mode.
-			if mode == v1alpha1.ModeAudit && pr.Code != CodePolicyPaused {
+			// The kill switch and a dark abortWhen hold whatever the mode.
+			if mode == v1alpha1.ModeAudit && pr.Code != CodePolicyPaused && pr.Code != CodeAbortUnknown {
 				pr.Code = CodeAuditViolation
 				pr.Message = "Audit: injected although " + pr.Message
 				audits = append(audits, pr)
@@ -162,6 +163,9 @@ func judge(pol *v1alpha1.ChaosPolicy, spec *v1alpha1.FaultSpec, now time.Time) [
 	}
 	if pol.Spec.Paused {
 		return []Reason{r(CodePolicyPaused, "paused (kill switch): no new chaos")}
+	}
+	if msg := abortUnknown(pol); msg != "" {
+		return []Reason{r(CodeAbortUnknown, msg)}
 	}
 	var out []Reason
 	in, err := inWindows(pol.Spec.Windows, now)

@@ -54,6 +54,9 @@ type Decision struct {
 	Reasons []Reason
 	// Reservations are the blast-radius slots taken for this pod.
 	Reservations []string
+	// Admitted are the policies that allowed the pod, recorded on it so
+	// that they keep binding it after admission (Guard).
+	Admitted []PolicyRef
 }
 
 // Code is the code of the deciding (last) reason.

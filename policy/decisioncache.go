@@ -73,6 +73,8 @@ func decisionKey(all []v1alpha1.ChaosPolicy, req *Request, spec *v1alpha1.FaultS
 		writeField(h, all[i].Name)
 		writeField(h, string(all[i].UID))
 		writeInt(h, all[i].Generation)
+		// A status condition, so not in the generation.
+		writeField(h, abortUnknown(&all[i]))
 	}
 	writeField(h, "")
 	writeField(h, req.Pod.Namespace)

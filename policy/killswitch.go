@@ -2,7 +2,7 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
+	"slices"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,19 +12,16 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-// KillSwitch keeps each ChaosPolicy's status.injectedPods current and
-// carries its paused flag to the pods already
-// running with chaos: it sets faultline.dev/paused on every injected pod the
-// policy selects (their agents remove the faults within a second of the
-// downward API file changing) and lifts exactly that when unpaused. It runs
-// under leader election, once per cluster.
+// KillSwitch keeps each ChaosPolicy's status.injectedPods and its gauges
+// current: the running pods it admitted. Carrying the switch to those pods
+// is the Guard's work, with every other reason to stop. It runs under
+// leader election, once per cluster.
 type KillSwitch struct {
 	Client client.Client
 }
@@ -34,7 +31,7 @@ type KillSwitch struct {
 var (
 	policyInjectedPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "faultline_policy_injected_pods",
-		Help: "Injected pods that each ChaosPolicy selects (its status.injectedPods).",
+		Help: "Running pods that each ChaosPolicy admitted (its status.injectedPods).",
 	}, []string{"policy"})
 	policyPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "faultline_policy_paused",
@@ -72,75 +69,30 @@ func (k *KillSwitch) policiesForPod(ctx context.Context, o client.Object) []reco
 	return out
 }
 
-// Reconcile brings every injected pod in line with one policy's switch.
+// Reconcile counts the running pods one policy admitted and sets its gauges.
 func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	log := logf.FromContext(ctx)
 	var pol v1alpha1.ChaosPolicy
-	paused, exists := false, false
-	if err := k.Client.Get(ctx, req.NamespacedName, &pol); err == nil {
-		paused, exists = pol.Spec.Paused, true
-	} else if !apierrors.IsNotFound(err) {
+	if err := k.Client.Get(ctx, req.NamespacedName, &pol); apierrors.IsNotFound(err) {
+		policyInjectedPods.DeleteLabelValues(req.Name)
+		policyPaused.DeleteLabelValues(req.Name)
+		return reconcile.Result{}, nil
+	} else if err != nil {
 		return reconcile.Result{}, err
-	} // a deleted policy lifts its pauses
+	}
 	var pods corev1.PodList
 	if err := k.Client.List(ctx, &pods); err != nil {
 		return reconcile.Result{}, err
 	}
-	nsLabels := map[string]map[string]string{}
-	changed := 0
 	var injected int32
 	for i := range pods.Items {
-		pod := &pods.Items[i]
-		ann := pod.Annotations
-		if _, injected := ann[v1alpha1.AnnotationStatus]; !injected {
-			continue
+		refs, err := admittedBy(&pods.Items[i])
+		if err == nil && pods.Items[i].DeletionTimestamp == nil && slices.ContainsFunc(refs, func(r PolicyRef) bool { return r.UID == pol.UID }) {
+			injected++
 		}
-		selected := false
-		if exists {
-			labels, ok := nsLabels[pod.Namespace]
-			if !ok {
-				var ns corev1.Namespace
-				if err := k.Client.Get(ctx, client.ObjectKey{Name: pod.Namespace}, &ns); err != nil {
-					return reconcile.Result{}, err
-				}
-				labels = ns.Labels
-				nsLabels[pod.Namespace] = labels
-			}
-			var err error
-			if selected, err = selects(&pol, &Request{Pod: pod, NamespaceLabels: labels}); err != nil {
-				return reconcile.Result{}, err
-			}
-			if selected {
-				injected++
-			}
-		}
-		selected = selected && paused
-		var patch map[string]any
-		switch {
-		case selected && ann[v1alpha1.AnnotationPaused] != "true":
-			patch = map[string]any{v1alpha1.AnnotationPaused: "true", v1alpha1.AnnotationPausedBy: req.Name}
-		case !selected && ann[v1alpha1.AnnotationPausedBy] == req.Name:
-			patch = map[string]any{v1alpha1.AnnotationPaused: nil, v1alpha1.AnnotationPausedBy: nil}
-		default:
-			continue
-		}
-		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": patch}})
-		if err := k.Client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, body)); err != nil && !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, fmt.Errorf("patching pod %s/%s: %w", pod.Namespace, pod.Name, err)
-		}
-		changed++
 	}
-	if exists {
-		policyInjectedPods.WithLabelValues(req.Name).Set(float64(injected))
-		policyPaused.WithLabelValues(req.Name).Set(map[bool]float64{true: 1}[paused])
-	} else {
-		policyInjectedPods.DeleteLabelValues(req.Name)
-		policyPaused.DeleteLabelValues(req.Name)
-	}
-	if changed > 0 {
-		log.Info("kill switch", "policy", req.Name, "paused", paused, "podsChanged", changed)
-	}
-	if exists && pol.Status.InjectedPods != injected {
+	policyInjectedPods.WithLabelValues(req.Name).Set(float64(injected))
+	policyPaused.WithLabelValues(req.Name).Set(map[bool]float64{true: 1}[pol.Spec.Paused])
+	if pol.Status.InjectedPods != injected {
 		orig := pol.DeepCopy()
 		pol.Status.InjectedPods = injected
 		if err := k.Client.Status().Patch(ctx, &pol, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {

@@ -18,6 +18,19 @@ type Safety struct {
 
 // check returns a refusal, or ok=false to carry on.
 func (s Safety) check(req *Request) (Decision, bool) {
+	if d, stop := s.admissible(req); stop {
+		return d, true
+	}
+	if _, done := req.Pod.Annotations[v1alpha1.AnnotationStatus]; done {
+		return Skip(CodeAlreadyInjected, "pod already carries "+v1alpha1.AnnotationStatus+": injection is done once", false), true
+	}
+	return Decision{}, false
+}
+
+// admissible holds the rules that bind a pod for its whole life, not only
+// at admission (the Guard checks them again on running pods): protected
+// namespaces, opt-in of namespace and pod, hostNetwork.
+func (s Safety) admissible(req *Request) (Decision, bool) {
 	pod := req.Pod
 	ns := pod.Namespace
 	for _, p := range append(ProtectedNamespaces, s.OwnNamespace) {
@@ -43,9 +56,6 @@ func (s Safety) check(req *Request) (Decision, bool) {
 	if pod.Spec.HostNetwork {
 		// Rules in the host's network namespace would hit the node itself.
 		return Skip(CodeHostNetwork, "hostNetwork pods share the node's network: faultline never injects into them", true), true
-	}
-	if _, done := pod.Annotations[v1alpha1.AnnotationStatus]; done {
-		return Skip(CodeAlreadyInjected, "pod already carries "+v1alpha1.AnnotationStatus+": injection is done once", false), true
 	}
 	return Decision{}, false
 }

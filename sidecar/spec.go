@@ -9,7 +9,7 @@ import (
 )
 
 // EnvSpec carries the admitted spec as JSON when no --spec-file is given.
-const EnvSpec = "FAULTLINE_SPEC"
+const EnvSpec = v1alpha1.EnvSpec
 
 // LoadSpec reads and strictly re-validates the spec: the agent trusts the
 // webhook, but a hand-edited pod must not reach the kernel unchecked.

@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
 // SidecarMode selects how the agent runs next to the app.
@@ -22,8 +24,8 @@ const (
 
 // Names of what the injector adds; the status annotation lists them.
 const (
-	InitContainerName  = "faultline-init"
-	AgentContainerName = "faultline-agent"
+	InitContainerName  = v1alpha1.InitContainerName
+	AgentContainerName = v1alpha1.AgentContainerName
 	PodInfoVolumeName  = "faultline-podinfo"
 	TimeVolumeName     = "faultline-time"
 

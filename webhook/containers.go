@@ -14,7 +14,7 @@ import (
 
 // Environment contract between the injector and faultline-agent.
 const (
-	EnvSpec         = "FAULTLINE_SPEC"
+	EnvSpec         = v1alpha1.EnvSpec
 	EnvPodName      = "FAULTLINE_POD_NAME"
 	EnvPodNamespace = "FAULTLINE_POD_NAMESPACE"
 	EnvPodInfoDir   = "FAULTLINE_PODINFO_DIR"

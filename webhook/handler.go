@@ -110,10 +110,14 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 
 	// Respond.
+	// After BuildPatch's ops, so the annotations map exists by now.
 	if len(decision.Reservations) > 0 {
-		// After BuildPatch's ops, so the annotations map exists by now.
 		patch.Ops = append(patch.Ops, jsonpatch.NewOperation("add",
 			"/metadata/annotations/"+escape(v1alpha1.AnnotationReservations), strings.Join(decision.Reservations, ",")))
+	}
+	if len(decision.Admitted) > 0 {
+		patch.Ops = append(patch.Ops, jsonpatch.NewOperation("add",
+			"/metadata/annotations/"+escape(v1alpha1.AnnotationAdmitted), policy.EncodeAdmitted(decision.Admitted)))
 	}
 	body, err := patch.JSON()
 	if err != nil {

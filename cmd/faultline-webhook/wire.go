@@ -57,9 +57,13 @@ func wire(mgr ctrl.Manager, cfg fwebhook.Config, ownNamespace string, certs cert
 	}})
 	mgr.GetWebhookServer().Register(fwebhook.ValidatePath, &webhook.Admission{Handler: &fwebhook.WorkloadValidator{}})
 
-	// The kill switch reaches running pods; with --leader-elect one replica does it.
+	// Policies bind running pods (kill switch, deletion, windows, limits,
+	// selectors, opt-in, maxPercent); with --leader-elect one replica does it.
+	if err := (&policy.Guard{Client: mgr.GetClient(), Safety: policy.Safety{OwnNamespace: ownNamespace}}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("guard: %w", err)
+	}
 	if err := (&policy.KillSwitch{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("kill switch: %w", err)
+		return fmt.Errorf("policy status: %w", err)
 	}
 	// Pods that wanted chaos but were created while no replica answered.
 	if err := (&fwebhook.AgentProblemReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
@@ -71,7 +75,11 @@ func wire(mgr ctrl.Manager, cfg fwebhook.Config, ownNamespace string, certs cert
 		return fmt.Errorf("missed-injection reporter: %w", err)
 	}
 	// abortWhen: policies pause themselves when their SLO query breaches.
-	if err := mgr.Add(&policy.AbortWatcher{Client: mgr.GetClient()}); err != nil {
+	abortFailures, err := policy.NewAbortFailures(metrics.Registry)
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	if err := mgr.Add(&policy.AbortWatcher{Client: mgr.GetClient(), Failures: abortFailures}); err != nil {
 		return fmt.Errorf("abortWhen: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

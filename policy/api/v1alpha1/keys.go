@@ -50,3 +50,18 @@ const AnnotationAgentProblem = "faultline.dev/agent-problem"
 // container that could not apply every fault but let the pod start (the
 // agent fails open); the webhook's reporter turns it into an Event.
 const AgentProblemPrefix = "faultline-agent: faults not applied: "
+
+// AnnotationAdmitted records, at admission, the ChaosPolicies that allowed
+// the pod (name, UID, generation; JSON). The guard holds the pod to them for
+// its whole life: a policy deleted, paused, narrowed or out of its window
+// stops the faults it admitted.
+const AnnotationAdmitted = "faultline.dev/admitted"
+
+// The injected containers and the environment variable that carries the
+// admitted spec to the agent. Container env is immutable once the pod
+// exists, so what the agent runs can always be read back from the pod.
+const (
+	EnvSpec            = "FAULTLINE_SPEC"
+	InitContainerName  = "faultline-init"
+	AgentContainerName = "faultline-agent"
+)
