@@ -2,8 +2,8 @@ package policy
 
 import (
 	"context"
-	"slices"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
