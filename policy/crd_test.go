@@ -66,6 +66,8 @@ func TestCRDValidationInARealAPIServer(t *testing.T) {
 		{"a window that starts when it ends", `{metadata: {name: empty-window}, spec: {windows: [{start: "09:00", end: "09:00"}]}}`, "start and end must differ"},
 		{"an unknown mode", `{metadata: {name: bad-mode}, spec: {mode: Sometimes}}`, `spec.mode: Unsupported value: "Sometimes"`},
 		{"a loss limit without %", `{metadata: {name: bad-loss}, spec: {limits: {maxLoss: "5"}}}`, "spec.limits.maxLoss"},
+		{"an abortWhen.for that is not a duration", `{metadata: {name: bad-for}, spec: {abortWhen: {prometheusURL: "http://p:9090", query: up, threshold: "1", for: "2 minutes"}}}`, "spec.abortWhen.for"},
+		{"an abortWhen.threshold that is not a number", `{metadata: {name: bad-threshold}, spec: {abortWhen: {prometheusURL: "http://p:9090", query: up, threshold: "five"}}}`, "spec.abortWhen.threshold"},
 		{"an unknown day", `{metadata: {name: bad-day}, spec: {windows: [{days: [Funday], start: "09:00", end: "10:00"}]}}`, "spec.windows[0].days[0]"},
 	}
 	for _, c := range cases {

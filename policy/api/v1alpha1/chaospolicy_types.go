@@ -95,9 +95,11 @@ type AbortCondition struct {
 	PrometheusURL string `json:"prometheusURL"`
 	Query         string `json:"query"`
 	// Threshold is compared with the query's first sample: above aborts.
+	// +kubebuilder:validation:Pattern=`^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$`
 	Threshold string `json:"threshold"`
 	// For is how long the threshold must be crossed, e.g. "1m".
 	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9.]+(ns|us|µs|ms|s|m|h)$`
 	For string `json:"for,omitempty"`
 }
 
