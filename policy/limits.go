@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
@@ -62,6 +63,7 @@ func violations(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
 			bad("%s is not allowed (limits.reset is false)", f("reset"))
 		}
 	}
+	out = append(out, combined(spec, l)...)
 	if spec.DNS != nil {
 		pct("dns.percent", spec.DNS.Percent, "maxDNSPercent", l.MaxDNSPercent)
 	}
@@ -77,6 +79,44 @@ func violations(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
 			max, err2 := v1alpha1.ParseDrift(limit)
 			return err1 == nil && err2 == nil && math.Abs(got) <= max
 		})
+	}
+	return out
+}
+
+// combined bounds what the rules add up to, not only each rule: the rules
+// may match the same packets (a tenant split 50% loss into 16 rules of
+// about 5% each, all admitted under maxLoss 5%). Packet damage compounds as
+// 1 − Π(1 − pᵢ) over every loss, duplicate, corrupt and reorder of every
+// rule; delays and jitters add.
+func combined(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
+	if len(spec.Network) < 2 {
+		return nil // the per-rule checks said it all
+	}
+	var out []string
+	pass, damaging := 1.0, 0
+	var delay, jitter time.Duration
+	for _, r := range spec.Network {
+		for _, v := range []string{r.Loss, r.Duplicate, r.Corrupt, r.Reorder} {
+			if p, err := v1alpha1.ParsePercent(v); err == nil && v != "" {
+				pass *= 1 - p
+				damaging++
+			}
+		}
+		if d, err := v1alpha1.ParseDuration(r.Delay); err == nil && r.Delay != "" {
+			delay += d
+		}
+		if j, err := v1alpha1.ParseDuration(r.Jitter); err == nil && r.Jitter != "" {
+			jitter += j
+		}
+	}
+	if max, err := v1alpha1.ParsePercent(l.MaxLoss); err == nil && l.MaxLoss != "" && damaging > 1 && 1-pass > max+1e-9 {
+		out = append(out, fmt.Sprintf("network: the rules together drop or damage %.2f%% of packets (1 − Π(1 − p) over %d values), more than maxLoss %s", 100*(1-pass), damaging, l.MaxLoss))
+	}
+	if max, err := v1alpha1.ParseDuration(l.MaxDelay); err == nil && l.MaxDelay != "" && delay > max {
+		out = append(out, fmt.Sprintf("network: the rules' delays add up to %s, more than maxDelay %s", delay, l.MaxDelay))
+	}
+	if max, err := v1alpha1.ParseDuration(l.MaxJitter); err == nil && l.MaxJitter != "" && jitter > max {
+		out = append(out, fmt.Sprintf("network: the rules' jitters add up to %s, more than maxJitter %s", jitter, l.MaxJitter))
 	}
 	return out
 }
