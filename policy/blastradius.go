@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +15,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
@@ -30,8 +33,12 @@ import (
 // CodeBlastRadius: the group already has as many chaotic pods as allowed.
 const CodeBlastRadius Code = "blast-radius"
 
-// AnnotationReservations on a Lease: reservation id -> unix time reserved.
-const annotationReservations = "faultline.dev/reservations"
+// annotationReservations on a Lease: reservation id -> slot; annotationGroup:
+// the group key, which starts with the namespace.
+const (
+	annotationReservations = "faultline.dev/reservations"
+	annotationGroup        = "faultline.dev/group"
+)
 
 // reservationGrace keeps a reservation whose pod is not (yet) visible: the
 // pod is created only after the webhook answers.
@@ -41,9 +48,6 @@ const reservationGrace = 2 * time.Minute
 type LeaseReserver struct {
 	Client    client.Client
 	Namespace string
-	// Gone, when set, names reservations whose pod is known deleted; a
-	// full group drops them before refusing.
-	Gone func(reservation string) bool
 }
 
 // leaseName is stable per policy and group, and a valid object name.
@@ -80,56 +84,119 @@ type Reserver interface {
 // reservation ("lease/id") and how many slots are taken.
 func (r *LeaseReserver) Reserve(ctx context.Context, policy, group, id string, max int) (string, int, error) {
 	name := leaseName(policy, group)
-	for attempt := 0; attempt < 20; attempt++ {
+	var taken int
+	var reservation string
+	err := retry.OnError(leaseBackoff, retriable, func() error {
+		reservation, taken = "", 0
 		var l coordinationv1.Lease
 		err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, &l)
 		if apierrors.IsNotFound(err) {
 			if max < 1 {
-				return "", 0, nil
+				return nil
 			}
 			l = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace,
 				Labels:      map[string]string{"app.kubernetes.io/name": "faultline", "faultline.dev/policy": policy},
-				Annotations: map[string]string{"faultline.dev/group": group, annotationReservations: mustJSON(map[string]int64{id: time.Now().Unix()})}}}
-			if err := r.Client.Create(ctx, &l); apierrors.IsAlreadyExists(err) {
-				continue
-			} else if err != nil {
-				return "", 0, fmt.Errorf("creating lease %s: %w", name, err)
+				Annotations: map[string]string{annotationGroup: group}}}
+			setReservations(&l, map[string]slot{id: {At: time.Now().Unix()}})
+			if err := r.Client.Create(ctx, &l); err != nil {
+				return err
 			}
-			return name + "/" + id, 1, nil
+			reservation, taken = name+"/"+id, 1
+			return nil
 		}
 		if err != nil {
-			return "", 0, fmt.Errorf("reading lease %s: %w", name, err)
+			return err
 		}
 		res := reservations(&l)
-		if len(res) >= max && r.Gone != nil {
-			for held := range res {
-				if r.Gone(name + "/" + held) {
-					delete(res, held)
-				}
+		if len(res) >= max {
+			if err := r.dropDead(ctx, &l, res, time.Now()); err != nil {
+				return err
 			}
 		}
 		if len(res) >= max {
-			return "", len(res), nil
+			taken = len(res)
+			return nil
 		}
-		res[id] = time.Now().Unix()
+		res[id] = slot{At: time.Now().Unix()}
 		setReservations(&l, res)
-		if err := r.Client.Update(ctx, &l); apierrors.IsConflict(err) {
-			continue // another replica got there first: look again
-		} else if err != nil {
-			return "", 0, fmt.Errorf("updating lease %s: %w", name, err)
+		if err := r.Client.Update(ctx, &l); err != nil {
+			return err
 		}
-		return name + "/" + id, len(res), nil
+		reservation, taken = name+"/"+id, len(res)
+		return nil
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("lease %s: %w", name, err)
 	}
-	return "", 0, fmt.Errorf("lease %s: too much contention", name)
+	return reservation, taken, nil
 }
 
-func reservations(l *coordinationv1.Lease) map[string]int64 {
-	m := map[string]int64{}
+// leaseBackoff spreads replicas racing for one Lease over about a second,
+// well inside an admission's timeout.
+var leaseBackoff = wait.Backoff{Steps: 8, Duration: 5 * time.Millisecond, Factor: 2, Jitter: 0.5}
+
+func retriable(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+
+// inFlight is how long a reservation may wait for its pod: the webhook
+// answers within its timeout (at most 30 s) and the pod is stored at once.
+const inFlight = 30 * time.Second
+
+// dropDead removes, from a full group's reservations, those whose pod is
+// known dead by the API server itself, not by this replica's informer: a
+// slot bound to a pod UID that no longer exists or is being deleted, and
+// a slot no live pod claims once its admission can no longer be in flight.
+// A ReplicaSet replaces a deleted pod within milliseconds, before any
+// sweeper has run; the replacement must not find the group full of ghosts.
+func (r *LeaseReserver) dropDead(ctx context.Context, l *coordinationv1.Lease, res map[string]slot, now time.Time) error {
+	ns, _, _ := strings.Cut(l.Annotations[annotationGroup], ",")
+	var pods metav1.PartialObjectMetadataList
+	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	if err := r.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		return fmt.Errorf("listing pods of namespace %s: %w", ns, err)
+	}
+	uids, claimed := map[types.UID]bool{}, map[string]bool{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		uids[p.UID] = true
+		for _, c := range strings.Split(p.Annotations[v1alpha1.AnnotationReservations], ",") {
+			claimed[c] = true
+		}
+	}
+	for id, s := range res {
+		if (s.UID != "" && !uids[s.UID]) || (s.UID == "" && !claimed[l.Name+"/"+id] && now.Sub(time.Unix(s.At, 0)) > inFlight) {
+			delete(res, id)
+		}
+	}
+	return nil
+}
+
+// slot is one reservation: when it was taken and, once the leader has seen
+// its pod, the pod's UID.
+type slot struct {
+	At  int64     `json:"at"`
+	UID types.UID `json:"uid,omitempty"`
+}
+
+// UnmarshalJSON also reads the bare unix time earlier versions wrote.
+func (s *slot) UnmarshalJSON(b []byte) error {
+	var at int64
+	if err := json.Unmarshal(b, &at); err == nil {
+		*s = slot{At: at}
+		return nil
+	}
+	type plain slot
+	return json.Unmarshal(b, (*plain)(s))
+}
+
+func reservations(l *coordinationv1.Lease) map[string]slot {
+	m := map[string]slot{}
 	_ = json.Unmarshal([]byte(l.Annotations[annotationReservations]), &m)
 	return m
 }
 
-func setReservations(l *coordinationv1.Lease, m map[string]int64) {
+func setReservations(l *coordinationv1.Lease, m map[string]slot) {
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
@@ -137,7 +204,7 @@ func setReservations(l *coordinationv1.Lease, m map[string]int64) {
 }
 
 func mustJSON(v any) string {
-	b, _ := json.Marshal(v) // maps of strings to ints cannot fail
+	b, _ := json.Marshal(v) // maps of strings to plain structs cannot fail
 	return string(b)
 }
 

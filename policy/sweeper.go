@@ -10,25 +10,43 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-// Sweep drops reservations older than the grace period whose pod no longer
-// exists. It runs on the leader.
+// Sweep drops reservations that no pod of the group's namespace holds any
+// more (after the grace period for ones never bound to a pod, at once for
+// ones whose pod is gone), binds the others to their pod's UID, and deletes
+// Leases left empty. It runs on the leader.
+//
+// Only a pod in the group's own namespace can hold a slot: a tenant who
+// copies another team's reservation into their pod's annotation keeps
+// nothing alive but their own namespace's slots.
 func (r *LeaseReserver) Sweep(ctx context.Context, now time.Time) error {
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods); err != nil {
 		return err
 	}
-	live := map[string]bool{}
+	type holder struct {
+		ns  string
+		uid types.UID
+	}
+	holders := map[string][]holder{}
+	uids := map[types.UID]bool{}
 	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		uids[p.UID] = true
 		for _, res := range strings.Split(p.Annotations[v1alpha1.AnnotationReservations], ",") {
-			if res != "" && p.DeletionTimestamp == nil {
-				live[res] = true
+			if res != "" {
+				holders[res] = append(holders[res], holder{p.Namespace, p.UID})
 			}
 		}
 	}
@@ -38,19 +56,38 @@ func (r *LeaseReserver) Sweep(ctx context.Context, now time.Time) error {
 	}
 	for i := range leases.Items {
 		l := &leases.Items[i]
+		ns, _, _ := strings.Cut(l.Annotations[annotationGroup], ",")
 		res := reservations(l)
 		changed := false
-		for id, at := range res {
-			if !live[l.Name+"/"+id] && now.Sub(time.Unix(at, 0)) > reservationGrace {
+		for id, s := range res {
+			var own *holder
+			for _, h := range holders[l.Name+"/"+id] {
+				if h.ns == ns && (s.UID == "" || s.UID == h.uid) {
+					own = &h
+					break
+				}
+			}
+			switch {
+			case own != nil && s.UID == "":
+				res[id] = slot{At: s.At, UID: own.uid}
+				changed = true
+			case own == nil && ((s.UID != "" && !uids[s.UID]) || now.Sub(time.Unix(s.At, 0)) > reservationGrace):
 				delete(res, id)
 				changed = true
 			}
 		}
-		if !changed {
-			continue
+		var err error
+		switch {
+		case len(res) == 0 && now.Sub(l.CreationTimestamp.Time) > reservationGrace:
+			// Empty for long enough: gone, so Leases do not pile up. The
+			// precondition loses to any Reserve that got there first.
+			rv := l.ResourceVersion
+			err = r.Client.Delete(ctx, l, client.Preconditions{ResourceVersion: &rv})
+		case changed:
+			setReservations(l, res)
+			err = r.Client.Update(ctx, l)
 		}
-		setReservations(l, res)
-		if err := r.Client.Update(ctx, l); err != nil && !apierrors.IsConflict(err) {
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
 			return err
 		} // a conflict is retried on the next sweep
 	}
@@ -59,99 +96,131 @@ func (r *LeaseReserver) Sweep(ctx context.Context, now time.Time) error {
 
 // Release drops one reservation ("lease/id") at once.
 func (r *LeaseReserver) Release(ctx context.Context, reservation string) error {
+	return r.edit(ctx, reservation, func(res map[string]slot, id string) bool {
+		if _, held := res[id]; !held {
+			return false
+		}
+		delete(res, id)
+		return true
+	})
+}
+
+// ReleaseFor drops a reservation a deleted pod held: only when the pod was
+// in the group's namespace and the slot is unbound or bound to that pod, so
+// deleting a pod that merely copied another's reservation frees nothing.
+func (r *LeaseReserver) ReleaseFor(ctx context.Context, reservation, namespace string, uid types.UID) error {
+	return r.edit(ctx, reservation, func(res map[string]slot, id string) bool {
+		s, held := res[id]
+		if !held || (s.UID != "" && s.UID != uid) {
+			return false
+		}
+		delete(res, id)
+		return true
+	}, namespace)
+}
+
+// Bind records the UID of the pod that holds a reservation, so that once
+// the pod is gone a full group can tell from the API alone (dropDead). Only
+// a pod of the group's namespace binds, and only an unbound slot.
+func (r *LeaseReserver) Bind(ctx context.Context, reservation, namespace string, uid types.UID) error {
+	return r.edit(ctx, reservation, func(res map[string]slot, id string) bool {
+		s, held := res[id]
+		if !held || s.UID != "" {
+			return false
+		}
+		res[id] = slot{At: s.At, UID: uid}
+		return true
+	}, namespace)
+}
+
+// edit applies change to one Lease's reservations, retrying on conflict;
+// with inNamespace, only when the Lease's group is in that namespace.
+func (r *LeaseReserver) edit(ctx context.Context, reservation string, change func(map[string]slot, string) bool, inNamespace ...string) error {
 	name, id, ok := strings.Cut(reservation, "/")
 	if !ok {
 		return fmt.Errorf("reservation %q: want LEASE/ID", reservation)
 	}
-	for attempt := 0; attempt < 20; attempt++ {
+	return retry.RetryOnConflict(leaseBackoff, func() error {
 		var l coordinationv1.Lease
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, &l); apierrors.IsNotFound(err) {
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, &l); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if ns, _, _ := strings.Cut(l.Annotations[annotationGroup], ","); len(inNamespace) > 0 && ns != inNamespace[0] {
 			return nil
-		} else if err != nil {
-			return err
 		}
 		res := reservations(&l)
-		if _, held := res[id]; !held {
+		if !change(res, id) {
 			return nil
 		}
-		delete(res, id)
 		setReservations(&l, res)
-		if err := r.Client.Update(ctx, &l); !apierrors.IsConflict(err) {
-			return err
-		}
-	}
-	return fmt.Errorf("lease %s: too much contention", name)
+		return r.Client.Update(ctx, &l)
+	})
 }
 
 // Sweeper frees blast-radius slots on the leader: at once when it sees a
-// pod deleted (its reservations are in its annotation), and by a full Sweep
-// every Interval for whatever an event missed (a restart, a pod that was
-// never created). It is a manager.Runnable and, fed by the pod metadata
+// pod deleted (its reservations are in its annotation), binds slots to
+// their pod's UID when it sees the pod, and runs a full Sweep every
+// Interval for whatever an event missed (a restart, a pod that was never
+// created). It is a manager.Runnable and, fed by the pod metadata
 // informer, a ResourceEventHandler.
 type Sweeper struct {
 	Reserver *LeaseReserver
 	Interval time.Duration
 
-	once  sync.Once
-	freed chan string
-	mu    sync.Mutex
-	gone  map[string]time.Time // reservations of deleted pods, recently
+	once sync.Once
+	work chan sweepItem
 }
 
-func (s *Sweeper) queue() chan string {
-	s.once.Do(func() { s.freed = make(chan string, 1024) })
-	return s.freed
+// sweepItem is a reservation seen on a pod, to bind to it or (gone) to
+// release.
+type sweepItem struct {
+	res, namespace string
+	uid            types.UID
+	gone           bool
+}
+
+func (s *Sweeper) queue() chan sweepItem {
+	s.once.Do(func() { s.work = make(chan sweepItem, 1024) })
+	return s.work
 }
 
 func (s *Sweeper) NeedLeaderElection() bool { return true }
 
-func (s *Sweeper) OnAdd(any, bool) {}
+func (s *Sweeper) OnAdd(obj any, _ bool) { s.bind(obj) }
 
-func (s *Sweeper) OnUpdate(_, _ any) {}
+func (s *Sweeper) OnUpdate(_, obj any) { s.bind(obj) }
 
-// OnDelete queues the deleted pod's reservations. Every replica's informer
-// sees the event; only the leader drains the queue, and when it is full
-// (not the leader) the periodic sweep covers what is dropped.
+// bind queues the pod's reservations for binding to its UID. Every
+// replica's informer sees the event; only the leader drains the queue, and
+// when it is full (not the leader) the periodic sweep binds what is dropped.
+func (s *Sweeper) bind(obj any) {
+	m := metaOf(obj)
+	if m == nil || m.GetDeletionTimestamp() != nil {
+		return
+	}
+	s.enqueue(m, false)
+}
+
+// OnDelete queues the deleted pod's reservations for release.
 func (s *Sweeper) OnDelete(obj any) {
 	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	m := metaOf(obj)
-	if m == nil {
-		return
+	if m := metaOf(obj); m != nil {
+		s.enqueue(m, true)
 	}
-	now := time.Now()
+}
+
+func (s *Sweeper) enqueue(m metav1.Object, gone bool) {
 	for _, res := range strings.Split(m.GetAnnotations()[v1alpha1.AnnotationReservations], ",") {
 		if res == "" {
 			continue
 		}
-		s.mu.Lock()
-		if s.gone == nil {
-			s.gone = map[string]time.Time{}
-		}
-		s.gone[res] = now
-		for r, at := range s.gone {
-			if now.Sub(at) > reservationGrace {
-				delete(s.gone, r)
-			}
-		}
-		s.mu.Unlock()
 		select {
-		case s.queue() <- res:
+		case s.queue() <- sweepItem{res: res, namespace: m.GetNamespace(), uid: m.GetUID(), gone: gone}:
 		default:
 		}
 	}
-}
-
-// Gone says whether res belonged to a pod this replica saw deleted. A
-// ReplicaSet replaces a deleted pod within milliseconds, often before the
-// leader has released the slot: the replacement's admission may then drop
-// the slot itself (LeaseReserver.Gone).
-func (s *Sweeper) Gone(res string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.gone[res]
-	return ok
 }
 
 func (s *Sweeper) Start(ctx context.Context) error {
@@ -162,9 +231,15 @@ func (s *Sweeper) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case res := <-s.queue():
-			if err := s.Reserver.Release(ctx, res); err != nil {
-				log.Error(err, "releasing a deleted pod's blast-radius slot", "reservation", res)
+		case it := <-s.queue():
+			if !it.gone {
+				if err := s.Reserver.Bind(ctx, it.res, it.namespace, it.uid); err != nil {
+					log.Error(err, "binding a blast-radius slot to its pod", "reservation", it.res)
+				}
+				continue
+			}
+			if err := s.Reserver.ReleaseFor(ctx, it.res, it.namespace, it.uid); err != nil {
+				log.Error(err, "releasing a deleted pod's blast-radius slot", "reservation", it.res)
 			}
 		case now := <-t.C:
 			if err := s.Reserver.Sweep(ctx, now); err != nil {

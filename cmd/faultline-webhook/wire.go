@@ -105,7 +105,6 @@ func wireBlastRadius(ctx context.Context, mgr ctrl.Manager, limiter *policy.Poli
 		return fmt.Errorf("blast-radius group counts: %w", err)
 	}
 	sweeper := &policy.Sweeper{Reserver: leases, Interval: 30 * time.Second}
-	leases.Gone = sweeper.Gone
 	if _, err := policy.WatchPodMetadata(ctx, mgr.GetCache(), sweeper); err != nil {
 		return fmt.Errorf("blast-radius sweeper: %w", err)
 	}
