@@ -6,3 +6,4 @@ export GOTOOLCHAIN=local
 t="${FUZZTIME:-30s}"
 go test ./policy/api/v1alpha1/ -run '^$' -fuzz '^FuzzParseFaultSpec$' -fuzztime "$t"
 go test ./webhook/kubeinject/ -run '^$' -fuzz '^FuzzRead$' -fuzztime "$t"
+go test ./sidecar/dnsfault/ -run '^$' -fuzz '^FuzzIntercept$' -fuzztime "$t"

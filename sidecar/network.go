@@ -59,11 +59,8 @@ type netDriver struct {
 	plan   netfault.Plan
 	// engine is read by the metrics scrape, so it is swapped atomically.
 	engine atomic.Pointer[netfault.DelayEngine]
-	dns    *dnsfault.Responder
+	dns    *dnsfault.Interceptor
 }
-
-// ResolvConf is where the pod's real resolver is named.
-var ResolvConf = "/etc/resolv.conf"
 
 func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt netfault.Exemptions) *netDriver {
 	caps := netfault.Probe(ctx, runner)
@@ -138,7 +135,7 @@ func (d *netDriver) refresh(ctx context.Context) (bool, error) {
 		d.plan = old
 		return false, err
 	}
-	if d.plan.Restore == old.Restore && d.plan.RestoreNat == old.RestoreNat {
+	if d.plan.Restore == old.Restore && d.plan.RestoreMangle == old.RestoreMangle {
 		return false, nil
 	}
 	return true, netfault.Apply(ctx, d.runner, d.plan)
@@ -157,15 +154,11 @@ func (d *netDriver) startDNS() error {
 	if d.spec.DNS == nil || d.dns != nil {
 		return nil
 	}
-	upstream, err := dnsfault.Upstream(ResolvConf)
-	if err != nil {
-		return fmt.Errorf("dns faults need the pod's resolver: %w", err)
-	}
-	r, err := dnsfault.New(d.spec.DNS, upstream)
+	r, err := dnsfault.New(d.spec.DNS)
 	if err != nil {
 		return err
 	}
-	if err := r.Start(fmt.Sprintf("127.0.0.1:%d", dnsfault.Port)); err != nil {
+	if err := r.Start(); err != nil {
 		return err
 	}
 	d.dns = r

@@ -1,50 +1,58 @@
-// Package dnsfault owns DNS failures: a small resolver the agent runs in the
-// pod's network namespace. iptables (nat OUTPUT, chain FAULTLINE-DNS)
-// redirects the pod's DNS queries to it; names that match the spec fail
-// (SERVFAIL, NXDOMAIN or no answer) at the requested percent, and everything
-// else is forwarded to the pod's real resolver, marked so that the redirect
-// does not catch the agent's own queries.
+// Package dnsfault owns DNS failures. The pod's UDP DNS queries pass through
+// an NFQUEUE (mangle OUTPUT, chain FAULTLINE-DNS-GATE, --queue-bypass) that
+// the agent reads: a query for a name the spec targets fails at the
+// requested percent (the query is dropped and, for SERVFAIL or NXDOMAIN, an
+// answer is written back to the asking socket as if from the server);
+// every other query goes on to the pod's real resolver untouched.
+//
+// Nothing is redirected and no port is held, which is what makes DNS
+// faults fail open: when the agent dies its queue has no reader, the kernel
+// lets queries through, and no lookup fails, waits on a dead responder or
+// reaches a process that took its port. (An earlier design redirected
+// queries to a resolver in the agent; after a SIGKILL the nat rule and its
+// conntrack entries kept sending lookups to a dead or hijacked port.)
 package dnsfault
 
 import (
-	"bufio"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/miekg/dns"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-// Mark is the SO_MARK on upstream queries; the nat rules RETURN on it.
+// Queue is the NFQUEUE number the pod's DNS queries are sent to.
+const Queue = 4199
+
+// Mark is an SO_MARK the queue rule lets pass (RETURN) unread.
 const Mark = 0xfa17
 
-// Port is where the responder listens on loopback.
-const Port = 15353
-
-// Responder answers or fails DNS queries per a DNSFault.
-type Responder struct {
+// Interceptor fails matching DNS queries per a DNSFault.
+type Interceptor struct {
 	failure  v1alpha1.DNSFailure
 	percent  float64
 	patterns []string
-	upstream string
-	client   *dns.Client
-	servers  []*dns.Server
-	wg       sync.WaitGroup
 
+	nf     *nfqueue.Nfqueue
+	raw    int
+	cancel context.CancelFunc
+
+	// Failed counts queries failed; Forwarded, queries let through.
 	Failed, Forwarded atomic.Uint64
 }
 
-// New builds a responder; upstream is "ip:port" of the real resolver.
-func New(f *v1alpha1.DNSFault, upstream string) (*Responder, error) {
+// New builds an interceptor for f; Start makes it act.
+func New(f *v1alpha1.DNSFault) (*Interceptor, error) {
 	pct := 1.0
 	if f.Percent != "" {
 		p, err := v1alpha1.ParsePercent(f.Percent)
@@ -53,25 +61,15 @@ func New(f *v1alpha1.DNSFault, upstream string) (*Responder, error) {
 		}
 		pct = p
 	}
-	r := &Responder{failure: f.Failure, percent: pct, upstream: upstream}
+	r := &Interceptor{failure: f.Failure, percent: pct, raw: -1}
 	for _, h := range f.Hosts {
 		r.patterns = append(r.patterns, strings.TrimSuffix(strings.ToLower(h), "."))
 	}
-	dialer := &net.Dialer{Timeout: 2 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, Mark)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	r.client = &dns.Client{Dialer: dialer, Timeout: 2 * time.Second}
 	return r, nil
 }
 
 // Matches reports whether name is one the fault targets.
-func (r *Responder) Matches(name string) bool {
+func (r *Interceptor) Matches(name string) bool {
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
 	for _, p := range r.patterns {
 		if rest, ok := strings.CutPrefix(p, "*."); ok {
@@ -85,82 +83,157 @@ func (r *Responder) Matches(name string) bool {
 	return false
 }
 
-// ServeDNS fails matching queries at the configured rate; forwards the rest.
-func (r *Responder) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	if len(q.Question) > 0 && r.Matches(q.Question[0].Name) && rand.Float64() < r.percent {
-		r.Failed.Add(1)
-		switch r.failure {
-		case v1alpha1.DNSTimeout:
-			return // no answer at all: the client times out
-		case v1alpha1.DNSNXDomain:
-			m := new(dns.Msg)
-			m.SetRcode(q, dns.RcodeNameError)
-			_ = w.WriteMsg(m)
-		default:
-			m := new(dns.Msg)
-			m.SetRcode(q, dns.RcodeServerFailure)
-			_ = w.WriteMsg(m)
-		}
-		return
-	}
-	r.Forwarded.Add(1)
-	proto := "udp"
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
-		proto = "tcp"
-	}
-	c := *r.client
-	c.Net = proto
-	resp, _, err := c.Exchange(q, r.upstream)
+// Start reads Queue in the calling process's network namespace until Stop.
+// Failures are answered through a raw socket (CAP_NET_RAW).
+func (r *Interceptor) Start() error {
+	raw, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
 	if err != nil {
-		m := new(dns.Msg)
-		m.SetRcode(q, dns.RcodeServerFailure)
-		_ = w.WriteMsg(m)
-		return
+		return fmt.Errorf("dns faults: raw socket for answers: %w", err)
 	}
-	_ = w.WriteMsg(resp)
-}
-
-// Start listens on addr (UDP and TCP) until Stop.
-func (r *Responder) Start(addr string) error {
-	for _, proto := range []string{"udp", "tcp"} {
-		started := make(chan struct{})
-		srv := &dns.Server{Addr: addr, Net: proto, Handler: r, NotifyStartedFunc: func() { close(started) }}
-		errc := make(chan error, 1)
-		r.wg.Add(1)
-		go func() { defer r.wg.Done(); errc <- srv.ListenAndServe() }()
-		select {
-		case <-started:
-			r.servers = append(r.servers, srv)
-		case err := <-errc:
-			r.Stop()
-			return fmt.Errorf("dns responder %s %s: %w", proto, addr, err)
+	nf, err := nfqueue.Open(&nfqueue.Config{
+		NfQueue:      Queue,
+		MaxPacketLen: 0xffff,
+		MaxQueueLen:  4096,
+		Copymode:     nfqueue.NfQnlCopyPacket,
+		// A full queue lets queries through rather than dropping them.
+		Flags:        nfqueue.NfQaCfgFlagFailOpen,
+		WriteTimeout: 50 * time.Millisecond,
+	})
+	if err != nil {
+		_ = syscall.Close(raw)
+		return fmt.Errorf("dns faults: opening NFQUEUE %d: %w", Queue, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.nf, r.raw, r.cancel = nf, raw, cancel
+	hook := func(a nfqueue.Attribute) int {
+		if a.PacketID == nil {
+			return 0
 		}
+		verdict := nfqueue.NfAccept
+		if a.Payload != nil && r.intercept(*a.Payload) {
+			verdict = nfqueue.NfDrop
+		}
+		_ = nf.SetVerdict(*a.PacketID, verdict)
+		return 0
+	}
+	errFn := func(error) int {
+		if ctx.Err() != nil {
+			return 1
+		}
+		return 0
+	}
+	if err := nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
+		r.Stop()
+		return fmt.Errorf("dns faults: registering NFQUEUE %d: %w", Queue, err)
 	}
 	return nil
 }
 
-// Stop closes the listeners.
-func (r *Responder) Stop() {
-	for _, s := range r.servers {
-		_ = s.ShutdownContext(context.Background())
+// Stop closes the queue (queries pass from then on) and the raw socket.
+func (r *Interceptor) Stop() {
+	if r.cancel != nil {
+		r.cancel()
 	}
-	r.servers = nil
-	r.wg.Wait()
+	if r.nf != nil {
+		_ = r.nf.Close()
+		r.nf = nil
+	}
+	if r.raw >= 0 {
+		_ = syscall.Close(r.raw)
+		r.raw = -1
+	}
 }
 
-// Upstream reads the first nameserver from a resolv.conf.
-func Upstream(resolvConf string) (string, error) {
-	f, err := os.Open(resolvConf)
-	if err != nil {
-		return "", err
+// intercept decides one queued packet: true drops it (the query fails).
+// Anything it cannot read as an IPv4 UDP DNS query goes on untouched.
+func (r *Interceptor) intercept(pkt []byte) bool {
+	q, err := parseQuery(pkt)
+	if err != nil || len(q.msg.Question) == 0 || !r.Matches(q.msg.Question[0].Name) || rand.Float64() >= r.percent {
+		r.Forwarded.Add(1)
+		return false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "nameserver" {
-			return net.JoinHostPort(fields[1], "53"), nil
+	r.Failed.Add(1)
+	rcode := dns.RcodeServerFailure
+	switch r.failure {
+	case v1alpha1.DNSTimeout:
+		return true // no answer at all: the client times out
+	case v1alpha1.DNSNXDomain:
+		rcode = dns.RcodeNameError
+	}
+	m := new(dns.Msg)
+	m.SetRcode(q.msg, rcode)
+	body, err := m.Pack()
+	if err != nil {
+		return true
+	}
+	_ = r.answer(q, body)
+	return true
+}
+
+// query is a DNS query read from an IPv4 UDP packet.
+type query struct {
+	src, dst         net.IP
+	srcPort, dstPort uint16
+	msg              *dns.Msg
+}
+
+var errNotDNS = errors.New("not an IPv4 UDP DNS query")
+
+func parseQuery(pkt []byte) (*query, error) {
+	if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != syscall.IPPROTO_UDP {
+		return nil, errNotDNS
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	if ihl < 20 || len(pkt) < ihl+8 {
+		return nil, errNotDNS
+	}
+	udp := pkt[ihl:]
+	m := new(dns.Msg)
+	if err := m.Unpack(udp[8:]); err != nil || m.Response {
+		return nil, errNotDNS
+	}
+	return &query{src: net.IP(pkt[12:16]), dst: net.IP(pkt[16:20]),
+		srcPort: binary.BigEndian.Uint16(udp[0:2]), dstPort: binary.BigEndian.Uint16(udp[2:4]), msg: m}, nil
+}
+
+// answer sends body to the asking socket as if from the server it asked.
+func (r *Interceptor) answer(q *query, body []byte) error {
+	pkt := make([]byte, 28+len(body))
+	pkt[0], pkt[8], pkt[9] = 0x45, 64, syscall.IPPROTO_UDP
+	binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
+	copy(pkt[12:16], q.dst.To4())
+	copy(pkt[16:20], q.src.To4())
+	udp := pkt[20:]
+	binary.BigEndian.PutUint16(udp[0:2], q.dstPort)
+	binary.BigEndian.PutUint16(udp[2:4], q.srcPort)
+	binary.BigEndian.PutUint16(udp[4:6], uint16(8+len(body)))
+	copy(udp[8:], body)
+	binary.BigEndian.PutUint16(udp[6:8], udpChecksum(pkt[12:16], pkt[16:20], udp))
+	// IP_HDRINCL: the kernel fills in the IP checksum and ID.
+	to := &syscall.SockaddrInet4{}
+	copy(to.Addr[:], q.src.To4())
+	return syscall.Sendto(r.raw, pkt, 0, to)
+}
+
+func udpChecksum(src, dst, udp []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
 		}
 	}
-	return "", fmt.Errorf("%s names no nameserver", resolvConf)
+	add(src)
+	add(dst)
+	sum += syscall.IPPROTO_UDP + uint32(len(udp))
+	add(udp)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	if c := ^uint16(sum); c != 0 {
+		return c
+	}
+	return 0xffff
 }

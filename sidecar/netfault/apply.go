@@ -17,6 +17,7 @@ var tables = []struct {
 }{
 	{"filter", []hook{{"OUTPUT", ChainOut}, {"INPUT", ChainIn}}},
 	{"nat", []hook{{"OUTPUT", ChainDNS}}},
+	{"mangle", []hook{{"OUTPUT", ChainDNSQueue}}},
 }
 
 func jumpSpec(h hook) string {
@@ -24,8 +25,8 @@ func jumpSpec(h hook) string {
 }
 
 // Apply makes the kernel hold exactly plan's rules with one read
-// (iptables-save) and one atomic write (iptables-restore --noflush, both
-// tables in one transaction). Declaring the chains in the payload flushes
+// (iptables-save) and one atomic write (iptables-restore --noflush, every
+// table in one transaction). Declaring the chains in the payload flushes
 // them, and the jumps are added only when missing and de-duplicated when a
 // crash left extras, so any number of Apply calls, in any state, converge to
 // one copy. Other owners' rules are never named.
@@ -36,10 +37,11 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 	}
 	var b strings.Builder
 	writeTable(&b, tables[0].hooks, plan.Restore, section(string(saved), "filter"))
-	if plan.RestoreNat != "" {
-		writeTable(&b, tables[1].hooks, plan.RestoreNat, section(string(saved), "nat"))
+	writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
+	if plan.RestoreMangle != "" {
+		writeTable(&b, tables[2].hooks, plan.RestoreMangle, section(string(saved), "mangle"))
 	} else {
-		writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
+		writeRemoval(&b, tables[2].name, tables[2].hooks, section(string(saved), "mangle"))
 	}
 	if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
 		return fmt.Errorf("applying rules: %w", err)

@@ -17,8 +17,11 @@ import (
 const (
 	ChainOut = "FAULTLINE-OUTPUT"
 	ChainIn  = "FAULTLINE-INPUT"
-	// ChainDNS (nat table) redirects the pod's DNS queries to the agent.
+	// ChainDNS (nat table) is where agents before the DNS queue
+	// redirected queries; Apply and Remove still clear it on upgrade.
 	ChainDNS = "FAULTLINE-DNS"
+	// ChainDNSQueue (mangle table) sends DNS queries to the agent's queue.
+	ChainDNSQueue = "FAULTLINE-DNS-QUEUE"
 	// Comment marks faultline's jump rules in the built-in chains.
 	Comment = "faultline"
 )
@@ -63,8 +66,8 @@ type Plan struct {
 	// Restore is the iptables-restore --noflush payload for the filter
 	// table; declaring the chains flushes them, so it replaces, never adds.
 	Restore string
-	// RestoreNat is the nat table's payload (DNS redirect), or empty.
-	RestoreNat string
+	// RestoreMangle is the mangle table's payload (the DNS queue), or empty.
+	RestoreMangle string
 	// Refused lists faults this kernel or agent cannot apply, with why.
 	Refused []string
 	// Active lists the fault kinds the payload applies.
@@ -142,10 +145,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	p.Refused = append(p.Refused, shapeRefused...)
 	kinds["bandwidth"] = shaped
 	if spec.DNS != nil {
-		// The agent's own upstream queries carry dnsfault.Mark and pass.
-		p.RestoreNat = fmt.Sprintf("*nat\n:%[1]s - [0:0]\n-A %[1]s -m mark --mark 0x%[2]x -j RETURN\n"+
-			"-A %[1]s -p udp --dport 53 -j REDIRECT --to-ports %[3]d\n-A %[1]s -p tcp --dport 53 -j REDIRECT --to-ports %[3]d\nCOMMIT\n",
-			ChainDNS, dnsfault.Mark, dnsfault.Port)
+		p.RestoreMangle = dnsRules()
 		kinds["dns"] = true
 	}
 	for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth", "dns"} {
@@ -429,4 +429,13 @@ func sortedPorts(p []int32) []int32 {
 	s := slices.Clone(p)
 	slices.Sort(s)
 	return slices.Compact(s)
+}
+
+// dnsRules queue the pod's UDP DNS queries to the agent (dnsfault), with
+// --queue-bypass: with no agent reading, queries pass. Queries the agent
+// sends itself carry dnsfault.Mark and are not queued.
+func dnsRules() string {
+	return fmt.Sprintf("*mangle\n:%[1]s - [0:0]\n-A %[1]s -m mark --mark 0x%[2]x -j RETURN\n"+
+		"-A %[1]s -p udp --dport 53 -j NFQUEUE --queue-num %[3]d --queue-bypass\nCOMMIT\n",
+		ChainDNSQueue, dnsfault.Mark, dnsfault.Queue)
 }

@@ -68,7 +68,7 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 				fmt.Fprintf(&b, "# refused: %s\n", r)
 			}
 			b.WriteString(plan.Restore)
-			b.WriteString(plan.RestoreNat)
+			b.WriteString(plan.RestoreMangle)
 			for _, c := range plan.Shape {
 				b.WriteString(strings.Join(c, " ") + "\n")
 			}

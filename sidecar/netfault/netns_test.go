@@ -457,17 +457,30 @@ func helper(mode string, args []string) int {
 		return 1
 	case "dns-responder":
 		f := &v1alpha1.DNSFault{Failure: v1alpha1.DNSFailure(os.Getenv("FL_DNS_FAILURE")), Percent: "50%", Hosts: []string{"*.db.svc.cluster.local"}}
-		r, err := dnsfault.New(f, arg)
+		r, err := dnsfault.New(f)
 		if err != nil {
 			fmt.Println(err)
 			return 1
 		}
-		if err := r.Start(fmt.Sprintf("127.0.0.1:%d", dnsfault.Port)); err != nil {
+		if err := r.Start(); err != nil {
 			fmt.Println(err)
 			return 1
 		}
 		fmt.Println("ready")
 		select {}
+	case "dns-hijack":
+		// A process in the pod that takes the port the agent's resolver
+		// used to listen on (15353), and answers NXDOMAIN to everything.
+		dns.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetRcode(q, dns.RcodeNameError)
+			_ = w.WriteMsg(m)
+		})
+		srv := &dns.Server{Addr: "127.0.0.1:15353", Net: "udp", NotifyStartedFunc: func() { fmt.Println("ready") }}
+		if err := srv.ListenAndServe(); err != nil {
+			fmt.Println(err)
+			return 1
+		}
 	case "dns-query":
 		name, server, _ := strings.Cut(arg, "@")
 		c := &dns.Client{Timeout: 200 * time.Millisecond}
@@ -647,31 +660,55 @@ func TestDNSFailuresAtTheRequestedPercent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	count := func(t *testing.T, name string) map[string]int {
+		got := n.fromPod(t, "dns-query", name+"@"+net.JoinHostPort(n.peerIP, "53"))
+		m := map[string]int{}
+		var ok, sf, nx, to int
+		if _, err := fmt.Sscanf(got, "NOERROR %d SERVFAIL %d NXDOMAIN %d timeout %d", &ok, &sf, &nx, &to); err != nil {
+			t.Fatalf("query helper said %q", got)
+		}
+		m["NOERROR"], m["servfail"], m["nxdomain"], m["timeout"] = ok, sf, nx, to
+		return m
+	}
+	start := func(t *testing.T, mode, failure string) *exec.Cmd {
+		resp := n.helperCmd(n.pod, mode, "0", net.JoinHostPort(n.peerIP, "53"))
+		resp.Env = append(resp.Env, "FL_DNS_FAILURE="+failure)
+		out, _ := resp.StdoutPipe()
+		if err := resp.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = resp.Process.Kill(); _ = resp.Wait() })
+		buf := make([]byte, 64)
+		if k, _ := out.Read(buf); !strings.HasPrefix(string(buf[:k]), "ready") {
+			t.Fatalf("%s: %q", mode, buf[:k])
+		}
+		return resp
+	}
+	t.Run("when the agent dies every lookup reaches the real resolver, and a process that takes its port gets none", func(t *testing.T) {
+		agent := start(t, "dns-responder", "servfail")
+		n.apply(t, "dns: {failure: servfail, percent: 50%, hosts: ['*.db.svc.cluster.local']}")
+		defer func() { _ = Remove(context.Background(), n.runner, "") }()
+		if hit := count(t, "pg.db.svc.cluster.local"); hit["servfail"] == 0 {
+			t.Fatalf("no failures while the agent runs: %v", hit)
+		}
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+		// The rules stay (nothing removed them): the queue has no reader,
+		// so queries pass to the real resolver.
+		dead := count(t, "pg.db.svc.cluster.local")
+		start(t, "dns-hijack", "")
+		hijacked := count(t, "pg.db.svc.cluster.local")
+		t.Logf("agent killed, rules left: %v; a process on the responder's port: %v", dead, hijacked)
+		if dead["NOERROR"] != 1000 || hijacked["NOERROR"] != 1000 {
+			t.Errorf("lookups failed or were hijacked after the agent died: %v, %v", dead, hijacked)
+		}
+	})
 	for _, failure := range []string{"servfail", "nxdomain", "timeout"} {
 		t.Run(failure+" for half of the matching names and none of the others", func(t *testing.T) {
-			resp := n.helperCmd(n.pod, "dns-responder", "0", net.JoinHostPort(n.peerIP, "53"))
-			resp.Env = append(resp.Env, "FL_DNS_FAILURE="+failure)
-			out, _ := resp.StdoutPipe()
-			if err := resp.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = resp.Process.Kill(); _ = resp.Wait() }()
-			buf := make([]byte, 64)
-			if k, _ := out.Read(buf); !strings.HasPrefix(string(buf[:k]), "ready") {
-				t.Fatalf("responder: %q", buf[:k])
-			}
+			start(t, "dns-responder", failure)
 			n.apply(t, "dns: {failure: "+failure+", percent: 50%, hosts: ['*.db.svc.cluster.local']}")
 			defer func() { _ = Remove(context.Background(), n.runner, "") }()
-			count := func(name string) map[string]int {
-				got := n.fromPod(t, "dns-query", name+"@"+net.JoinHostPort(n.peerIP, "53"))
-				m := map[string]int{}
-				var ok, sf, nx, to int
-				if _, err := fmt.Sscanf(got, "NOERROR %d SERVFAIL %d NXDOMAIN %d timeout %d", &ok, &sf, &nx, &to); err != nil {
-					t.Fatalf("query helper said %q", got)
-				}
-				m["NOERROR"], m["servfail"], m["nxdomain"], m["timeout"] = ok, sf, nx, to
-				return m
-			}
+			count := func(name string) map[string]int { return count(t, name) }
 			hit := count("pg.db.svc.cluster.local")
 			miss := count("api.other.svc.cluster.local")
 			rate := float64(hit[failure]) / 1000
