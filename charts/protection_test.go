@@ -62,7 +62,9 @@ func TestProtectionPoliciesHoldInARealAPIServer(t *testing.T) {
 		body, _ := json.Marshal(p)
 		return c.Patch(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: "shop"}}, client.RawPatch(types.StrategicMergePatchType, body))
 	}
-	ann := func(kv map[string]any) map[string]any { return map[string]any{"metadata": map[string]any{"annotations": kv}} }
+	ann := func(kv map[string]any) map[string]any {
+		return map[string]any{"metadata": map[string]any{"annotations": kv}}
+	}
 	image := func(container, img string, init bool) map[string]any {
 		list := "containers"
 		if init {
