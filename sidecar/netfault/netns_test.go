@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -725,5 +726,68 @@ func TestDNSFailuresAtTheRequestedPercent(t *testing.T) {
 				t.Errorf("names that do not match were disturbed: %v", miss)
 			}
 		})
+	}
+}
+
+// Stopping the engine in the middle of traffic (after its rules are gone,
+// as the agent does) releases every packet it holds or is being handed,
+// loses none, and leaves no goroutine behind (issue 12 item 15: the queue
+// was unbound while held packets were still being released, and the kernel
+// dropped them: 5% of 10,000 packets at each stop).
+func TestStoppingTheDelayEngineUnderTrafficLosesNothing(t *testing.T) {
+	n := newNetns(t)
+	n.serve(t, 7000)
+	spec, _ := v1alpha1.ParseFaultSpec(fmt.Sprintf("network: [{delay: 20ms, to: ['%s:7000/udp']}]", n.peerIP), nil)
+	plan, err := Build(spec, Options{Caps: Capabilities{NFQueue: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsf, err := os.Open("/var/run/netns/" + n.pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsf.Close()
+	baseline := runtime.NumGoroutine()
+	var lost []float64
+	for round := 0; round < 5; round++ {
+		eng, err := StartDelay(context.Background(), plan.Delays, int(nsf.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Apply(context.Background(), n.runner, plan); err != nil {
+			t.Fatal(err)
+		}
+		load := n.helperCmd(n.pod, "udp-loss", "0", net.JoinHostPort(n.peerIP, "7000"))
+		var out strings.Builder
+		load.Stdout = &out
+		if err := load.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(50+20*round) * time.Millisecond)
+		// The agent's order on pause and SIGTERM: rules first, so nothing
+		// new is queued, then the engine lets go of what it holds.
+		if err := Remove(context.Background(), n.runner, ""); err != nil {
+			t.Fatal(err)
+		}
+		eng.Stop()
+		_ = load.Wait()
+		var loss float64
+		var sendErrs int
+		if _, err := fmt.Sscanf(out.String(), "loss %f senderrors %d", &loss, &sendErrs); err != nil {
+			t.Fatalf("helper said %q", out.String())
+		}
+		lost = append(lost, loss)
+	}
+	time.Sleep(100 * time.Millisecond)
+	after := runtime.NumGoroutine()
+	t.Logf("loss per stop under 10,000 packets: %v; goroutines %d before, %d after 5 start/stop rounds", lost, baseline, after)
+	for _, l := range lost {
+		if l > 0 {
+			t.Errorf("packets lost when the engine stopped: %v", lost)
+			break
+		}
+	}
+	if after > baseline {
+		t.Errorf("%d goroutines left behind by 5 start/stop rounds", after-baseline)
 	}
 }
