@@ -255,6 +255,14 @@ func agentGet(ip, path string) (string, error) {
 	return string(b), err
 }
 
+// agentStatus reads the agent's /status from inside the pod's network
+// namespace: it listens on loopback only (kubectl port-forward reaches it).
+func agentStatus(t *testing.T, ctx context.Context, pod *corev1.Pod) (string, error) {
+	t.Helper()
+	return inPod(t, ctx, pod, "python3", "-c",
+		"import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:19092/status', timeout=2).read().decode())")
+}
+
 // agentActive says whether the pod's agent reports faults of kind applied.
 func agentActive(t *testing.T, ip, kind string) bool {
 	t.Helper()

@@ -126,7 +126,7 @@ func TestScenario11ClockMuslAndStatic(t *testing.T) {
 	}
 	var static string
 	waitFor(t, ctx, 30*time.Second, "the agent's coverage report", func() bool {
-		out, err := agentGet(st.Status.PodIP, "/status")
+		out, err := agentStatus(t, ctx, st)
 		if err != nil || json.Unmarshal([]byte(out), &status) != nil {
 			return false
 		}
@@ -166,7 +166,7 @@ func TestScenario12FailOpen(t *testing.T) {
 	}
 	var statusErr, metric string
 	waitFor(t, ctx, 30*time.Second, "the agent to report it", func() bool {
-		s, _ := agentGet(pod.Status.PodIP, "/status")
+		s, _ := agentStatus(t, ctx, pod)
 		m, _ := agentGet(pod.Status.PodIP, "/metrics")
 		statusErr, metric = grep(s, "nowhere"), grep(m, `faultline_agent_apply_errors_total{kind="network"}`)
 		return statusErr != "" && metric != ""

@@ -23,9 +23,14 @@ import (
 
 // Options configure the run loop.
 type Options struct {
-	Spec       *v1alpha1.FaultSpec
-	Listen     string
-	PodInfoDir string
+	Spec *v1alpha1.FaultSpec
+	// Listen serves /healthz and /metrics (the pod network reaches it).
+	Listen string
+	// StatusListen serves /status, which names the fault's targets and the
+	// pod's processes: loopback only (kubectl port-forward reaches it),
+	// not the pod network. Empty serves no /status.
+	StatusListen string
+	PodInfoDir   string
 	// TimeFile is the time shim's state file (clock faults).
 	TimeFile string
 	// ProcRoot is where the pod's processes are visible (/proc with
@@ -145,18 +150,29 @@ func (a *Agent) Run(ctx context.Context) error {
 	// the pod may hold it), an agent that exited here would leave a crashed
 	// run's rules in place forever, and a native sidecar that never starts
 	// holds the app back. So the agent goes on without HTTP and says so.
-	srv := newServer(a.mux())
-	errc := make(chan error, 1)
-	ln, err := listen(a.opts.Listen)
-	if err != nil {
-		log.Error(err, "cannot serve /healthz, /status and /metrics; faults, pause and clean-up work without them")
-		a.mu.Lock()
-		a.status.Errors = append(a.status.Errors, "http: "+err.Error())
-		a.mu.Unlock()
-	} else {
+	errc := make(chan error, 2)
+	var servers []*http.Server
+	for _, l := range []struct {
+		addr, what string
+		mux        http.Handler
+	}{{a.opts.Listen, "/healthz and /metrics", a.publicMux()}, {a.opts.StatusListen, "/status", a.statusMux()}} {
+		if l.addr == "" {
+			continue
+		}
+		srv := newServer(l.mux)
+		ln, err := listen(l.addr)
+		if err != nil {
+			log.Error(err, "cannot serve "+l.what+"; faults, pause and clean-up work without it")
+			a.mu.Lock()
+			a.status.Errors = append(a.status.Errors, "http: "+err.Error())
+			a.mu.Unlock()
+			continue
+		}
+		servers = append(servers, srv)
 		go func() { errc <- srv.Serve(ln) }()
-		log.Info("agent running", "listen", ln.Addr().String(), "faults", a.opts.Spec.Kinds(), "notApplied", a.status.NotDone)
+		log.Info("agent serving", "listen", ln.Addr().String(), "paths", l.what)
 	}
+	log.Info("agent running", "faults", a.opts.Spec.Kinds(), "notApplied", a.status.NotDone)
 	if a.clock != nil {
 		log.Info("clock faults reach dynamically linked programs only: statically linked binaries (most Go programs) keep real time")
 	}
@@ -170,7 +186,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			_ = srv.Shutdown(shutdown)
+			for _, srv := range servers {
+				_ = srv.Shutdown(shutdown)
+			}
 			a.cleanup(ctx)
 			return nil
 		case err := <-errc:
@@ -355,15 +373,22 @@ func (a *Agent) pollPause(ctx context.Context) bool {
 	return paused
 }
 
-func (a *Agent) mux() *http.ServeMux {
+// publicMux is what the pod network may read: liveness and metrics.
+func (a *Agent) publicMux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	m.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	return m
+}
+
+// statusMux serves the full report, on loopback.
+func (a *Agent) statusMux() *http.ServeMux {
+	m := http.NewServeMux()
 	m.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(a.status)
 	})
-	m.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	return m
 }

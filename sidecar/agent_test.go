@@ -52,10 +52,13 @@ func TestAgentDrivesTheClockByPauseAndStopsClean(t *testing.T) {
 	}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
+	sln, _ := net.Listen("tcp", "127.0.0.1:0")
+	statusAddr := sln.Addr().String()
+	sln.Close()
 	ln.Close()
 	spec, _ := v1alpha1.ParseFaultSpec("clock: {offset: 1s}", nil)
 	timeFile := filepath.Join(dir, "time", "state")
-	a, err := New(Options{Spec: spec, Listen: addr, PodInfoDir: dir, TimeFile: timeFile, PollInterval: 10 * time.Millisecond})
+	a, err := New(Options{Spec: spec, Listen: addr, StatusListen: statusAddr, PodInfoDir: dir, TimeFile: timeFile, PollInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func TestAgentDrivesTheClockByPauseAndStopsClean(t *testing.T) {
 	status := func() Status {
 		var s Status
 		for i := 0; i < 200; i++ {
-			resp, err := http.Get("http://" + addr + "/status")
+			resp, err := http.Get("http://" + statusAddr + "/status")
 			if err == nil {
 				defer resp.Body.Close()
 				if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
@@ -97,6 +100,18 @@ func TestAgentDrivesTheClockByPauseAndStopsClean(t *testing.T) {
 		s := status()
 		return !s.Paused && len(s.Applied) == 1 && state.Read().Enabled && state.Read().Offset == time.Second
 	})
+	// The port the pod network reaches serves metrics and liveness, not
+	// the report that names targets and processes (issue 12 item 11).
+	for path, want := range map[string]int{"/status": http.StatusNotFound, "/metrics": http.StatusOK, "/healthz": http.StatusOK} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on the public port: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 	if err := os.WriteFile(file, []byte(`faultline.dev/paused="true"`), 0o644); err != nil {
 		t.Fatal(err)
 	}

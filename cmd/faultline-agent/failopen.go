@@ -39,7 +39,7 @@ func reportInitProblems(ctx context.Context, problems []error) {
 // reports and exits 0; run reports, answers /healthz and /status with the
 // problem and waits for SIGTERM, applying nothing: a sidecar that exits at
 // once would crash-loop and, as a native sidecar, hold the app back.
-func failOpen(ctx context.Context, cmd, listen string, err error) {
+func failOpen(ctx context.Context, cmd, listen, statusListen string, err error) {
 	if cmd == "init" {
 		reportInitProblems(ctx, []error{err})
 		return
@@ -47,16 +47,29 @@ func failOpen(ctx context.Context, cmd, listen string, err error) {
 	log := logf.FromContext(ctx)
 	log.Error(err, "no faults will be applied: the agent idles until the pod stops")
 	body := fmt.Sprintf(`{"applied":[],"notApplied":[%q]}`+"\n", err.Error())
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+	public := http.NewServeMux()
+	public.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	status := http.NewServeMux()
+	status.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(body))
 	})
-	srv := &http.Server{Addr: listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.ListenAndServe() }()
+	var servers []*http.Server
+	for _, s := range []struct {
+		addr string
+		mux  http.Handler
+	}{{listen, public}, {statusListen, status}} {
+		if s.addr == "" {
+			continue
+		}
+		srv := &http.Server{Addr: s.addr, Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() { _ = srv.ListenAndServe() }()
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	for _, srv := range servers {
+		_ = srv.Shutdown(sctx)
+	}
 }

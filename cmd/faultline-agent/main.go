@@ -27,7 +27,8 @@ func main() {
 	cmd := os.Args[1]
 	fs := flag.NewFlagSet("faultline-agent "+cmd, flag.ContinueOnError)
 	specFile := fs.String("spec-file", "", "FaultSpec file (YAML or JSON); default: env FAULTLINE_SPEC")
-	listen := fs.String("listen", ":19091", "address for /healthz, /status and /metrics (run)")
+	listen := fs.String("listen", ":19091", "address for /healthz and /metrics (run); the pod network reaches it")
+	statusListen := fs.String("status-listen", "127.0.0.1:19092", "address for /status (run): loopback, it names the fault's targets and the pod's processes")
 	podInfo := fs.String("podinfo-dir", os.Getenv("FAULTLINE_PODINFO_DIR"), "downward API directory holding the pod's annotations")
 	timeFile := fs.String("time-file", os.Getenv(sidecar.EnvTimeFile), "time shim state file (clock faults)")
 	shimSrc := fs.String("shim-src", sidecar.DefaultShimSource, "libfaultline-time.so to install (init)")
@@ -64,14 +65,18 @@ func main() {
 		}
 	}
 	if err != nil {
-		failOpen(ctx, cmd, *listen, err)
+		failOpen(ctx, cmd, *listen, *statusListen, err)
 		return
 	}
 	probePorts, _ := sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
 	exempt := netfault.Exemptions{ProbePorts: probePorts, ProbeSources: sidecar.ProbeSources(os.Getenv(sidecar.EnvHostIP), "/proc/net/route")}
-	if _, p, err := net.SplitHostPort(*listen); err == nil {
-		if ports, err := sidecar.ParsePorts(p); err == nil {
-			exempt.Ports = ports
+	// The agent's own ports (metrics, and status for port-forward) pass
+	// whatever the faults.
+	for _, addr := range []string{*listen, *statusListen} {
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			if ports, err := sidecar.ParsePorts(p); err == nil {
+				exempt.Ports = append(exempt.Ports, ports...)
+			}
 		}
 	}
 	if cmd == "init" {
@@ -89,10 +94,10 @@ func main() {
 		log.Info("init done", "faults", spec.Kinds())
 		return
 	}
-	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, PodInfoDir: *podInfo,
+	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, StatusListen: *statusListen, PodInfoDir: *podInfo,
 		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME"), Exempt: exempt})
 	if err != nil {
-		failOpen(ctx, cmd, *listen, err)
+		failOpen(ctx, cmd, *listen, *statusListen, err)
 		return
 	}
 	if err := agent.Run(ctx); err != nil {
