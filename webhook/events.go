@@ -1,7 +1,10 @@
 package webhook
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +27,12 @@ const (
 // maxNote is events.k8s.io/v1's limit on an Event's note.
 const maxNote = 1024
 
+// MaxPending bounds the decisions waiting for their pod. Anyone who can
+// reach the webhook can send AdmissionReviews for pods that will never
+// exist; without a bound each kept a decision for a minute, and expiring
+// them cost a pass over all at every admission.
+const MaxPending = 4096
+
 // Notifier reports decisions as Events on the pods they were about. At
 // admission a pod has no UID and often no name, so the handler leaves the
 // decision here and the pod informer, seeing the pod created, matches it:
@@ -42,10 +51,12 @@ type Notifier struct {
 
 	mu      sync.Mutex
 	pending map[string][]expected
+	count   int
+	swept   time.Time
 }
 
 type expected struct {
-	labels    map[string]string
+	labels    [32]byte // digest: the sender chooses the labels, and their size
 	injected  bool
 	eventtype string
 	reason    string
@@ -73,7 +84,7 @@ func (n *Notifier) Expect(pod *corev1.Pod, d policy.Decision) {
 	if n == nil || (!d.Inject && len(d.Warnings("")) == 0) {
 		return
 	}
-	e := expected{labels: maps.Clone(pod.Labels), injected: d.Inject, eventtype: corev1.EventTypeWarning,
+	e := expected{labels: labelDigest(pod.Labels), injected: d.Inject, eventtype: corev1.EventTypeWarning,
 		reason: EventNotInjected, note: "not injected: " + d.Message(), at: n.Now()}
 	if d.Inject {
 		what := "injected"
@@ -88,11 +99,24 @@ func (n *Notifier) Expect(pod *corev1.Pod, d policy.Decision) {
 	k := pendingKey(pod.Namespace, pod.Name, pod.GenerateName)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.expire()
+	if now := n.Now(); now.Sub(n.swept) > time.Second {
+		n.expire()
+		n.swept = now
+	}
+	if n.count >= MaxPending {
+		return // the Event is lost; the warning and the metric still tell
+	}
 	n.pending[k] = append(n.pending[k], e)
+	n.count++
 }
 
 func (n *Notifier) expire() {
+	n.count = 0
+	defer func() {
+		for _, es := range n.pending {
+			n.count += len(es)
+		}
+	}()
 	for k, es := range n.pending {
 		fresh := es[:0]
 		for _, e := range es {
@@ -146,8 +170,9 @@ func (n *Notifier) take(m metav1.Object, injected bool) (expected, bool) {
 	for _, k := range []string{pendingKey(m.GetNamespace(), m.GetName(), ""), pendingKey(m.GetNamespace(), "", m.GetGenerateName())} {
 		es := n.pending[k]
 		for i, e := range es {
-			if e.injected == injected && maps.Equal(e.labels, m.GetLabels()) {
+			if e.injected == injected && e.labels == labelDigest(m.GetLabels()) {
 				n.pending[k] = append(es[:i:i], es[i+1:]...)
+				n.count--
 				if len(n.pending[k]) == 0 {
 					delete(n.pending, k)
 				}
@@ -156,4 +181,16 @@ func (n *Notifier) take(m metav1.Object, injected bool) (expected, bool) {
 		}
 	}
 	return expected{}, false
+}
+
+// labelDigest identifies a label set in 32 bytes whatever its size.
+func labelDigest(l map[string]string) [32]byte {
+	keys := slices.Sorted(maps.Keys(l))
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(l[k]), l[k])
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
 }
