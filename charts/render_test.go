@@ -28,6 +28,8 @@ var combinations = []combination{
 		"certificates.certManager.issuerRef.kind=ClusterIssuer", "certificates.certManager.issuerRef.name=corp-ca"}},
 	{name: "classic-sidecar-no-metrics", set: []string{"sidecarMode=classic", "metrics.enabled=false", "podDisruptionBudget.enabled=false"}},
 	{name: "monitoring", set: []string{"metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "replicaCount=3"}},
+	{name: "locked-down", set: []string{"webhook.clientCA.configMap=apiserver-client-ca", "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24",
+		"networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=observability"}},
 }
 
 func helm(t *testing.T, args ...string) ([]byte, error) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -87,9 +89,40 @@ func (s certGatedServer) Start(ctx context.Context) error {
 	return s.Server.Start(ctx)
 }
 
-func newServer(port int, certDir string) webhook.Server {
+func newServer(port int, certDir string, clientCAs *x509.CertPool) webhook.Server {
+	opts := webhook.Options{Port: port, CertDir: certDir}
+	if clientCAs != nil {
+		opts.TLSOpts = append(opts.TLSOpts, requireClientCert(clientCAs))
+	}
 	return certGatedServer{
-		Server:   webhook.NewServer(webhook.Options{Port: port, CertDir: certDir}),
+		Server:   webhook.NewServer(opts),
 		certFile: filepath.Join(certDir, "tls.crt"),
 	}
+}
+
+// requireClientCert makes the webhook answer only clients with a
+// certificate from clientCAs: the API server, configured with
+// --admission-control-config-file to present one. Without it anyone on the
+// pod network can send AdmissionReviews and reserve blast-radius slots.
+func requireClientCert(clientCAs *x509.CertPool) func(*tls.Config) {
+	return func(c *tls.Config) {
+		c.ClientCAs = clientCAs
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+}
+
+// loadClientCAs reads a PEM bundle; "" means no client verification.
+func loadClientCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--client-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--client-ca-file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }

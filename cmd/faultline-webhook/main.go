@@ -30,6 +30,7 @@ func main() {
 		leaderElect  = flag.Bool("leader-elect", false, "elect a leader for controllers that must run once")
 		ownNamespace = flag.String("namespace", os.Getenv("POD_NAMESPACE"), "faultline's own namespace (never injected)")
 		mode         = flag.String("sidecar-mode", string(cfg.SidecarMode), "native (init container with restartPolicy Always) or classic")
+		clientCA     = flag.String("client-ca-file", "", "PEM CA bundle: answer only clients (the API server) with a certificate it signed; empty answers any client")
 		certs        = certOptions{}
 	)
 	flag.StringVar(&certs.mode, "cert-mode", certsExternal, "external (cert-manager or another tool fills --cert-dir) or self-signed (faultline rotates its own CA in --cert-secret)")
@@ -55,6 +56,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "faultline-webhook:", err)
 		os.Exit(2)
 	}
+	clientCAs, err := loadClientCAs(*clientCA)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faultline-webhook:", err)
+		os.Exit(2)
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("faultline-webhook")
 
@@ -76,7 +82,7 @@ func main() {
 		// Hand the lease over at once on SIGTERM (a rolling update), instead
 		// of letting the next leader wait out its duration.
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:                 newServer(*port, *certDir),
+		WebhookServer:                 newServer(*port, *certDir, clientCAs),
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
