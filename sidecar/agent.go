@@ -257,25 +257,32 @@ func (a *Agent) tick(ctx context.Context, n int) {
 	var refused []string
 	if a.net != nil {
 		changed, took, err := a.net.set(ctx, on)
-		a.noteErr(ctx, "network", err)
 		switch {
 		case err != nil:
 		case changed:
 			a.applyDur.WithLabelValues(map[bool]string{true: "apply", false: "remove"}[on]).Observe(took.Seconds())
 			log.Info("network faults", "on", on, "active", a.net.plan.Active, "refused", a.net.plan.Refused, "took", took)
-		case on && n%30 == 0:
-			// Host names move: re-resolve and re-apply if the rules changed.
+		case on && (n%30 == 0 || len(a.net.plan.Unresolved) > 0 && n%5 == 0):
+			// Host names move, and rules left out wait for theirs:
+			// re-resolve and re-apply if the rules changed.
 			if changed, err := a.net.refresh(ctx); err != nil {
 				log.Error(err, "re-resolving destinations")
 			} else if changed {
-				log.Info("destinations re-resolved; rules updated")
+				log.Info("destinations re-resolved; rules updated", "active", a.net.plan.Active, "unresolved", a.net.plan.Unresolved)
 			}
 		}
-		if on && err == nil {
+		if err == nil && on {
+			err = a.net.unresolved()
+		}
+		a.noteErr(ctx, "network", err)
+		// Applied: what the kernel holds, even while other rules wait
+		// for their host.
+		held := on && a.net.on && a.net.known
+		if held {
 			applied = append(applied, a.net.plan.Active...)
 		}
 		for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth", "dns"} {
-			a.active.WithLabelValues(k).Set(boolGauge(on && err == nil && slices.Contains(a.net.plan.Active, k)))
+			a.active.WithLabelValues(k).Set(boolGauge(held && slices.Contains(a.net.plan.Active, k)))
 		}
 		refused = a.net.plan.Refused
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -135,10 +136,19 @@ func (d *netDriver) refresh(ctx context.Context) (bool, error) {
 		d.plan = old
 		return false, err
 	}
-	if d.plan.Restore == old.Restore && d.plan.RestoreMangle == old.RestoreMangle {
+	if d.plan.Restore == old.Restore && d.plan.RestoreMangle == old.RestoreMangle && slices.EqualFunc(d.plan.Shape, old.Shape, slices.Equal) {
 		return false, nil
 	}
 	return true, netfault.Apply(ctx, d.runner, d.plan)
+}
+
+// unresolved is the rules left out because a host did not resolve, as an
+// error to report (the rest is applied; refresh retries them).
+func (d *netDriver) unresolved() error {
+	if len(d.plan.Unresolved) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(d.plan.Unresolved, "; "))
 }
 
 // cleanup removes whatever any run of the agent left (start and SIGTERM).
@@ -215,6 +225,7 @@ func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.
 	if _, _, err := d.set(ctx, true); err != nil {
 		return err
 	}
-	logf.FromContext(ctx).Info("network rules applied", "active", d.plan.Active, "refused", d.plan.Refused)
-	return nil
+	logf.FromContext(ctx).Info("network rules applied", "active", d.plan.Active, "refused", d.plan.Refused, "unresolved", d.plan.Unresolved)
+	// What did apply stays: the sidecar retries the rest.
+	return d.unresolved()
 }

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -61,5 +62,42 @@ func TestAFailedApplyLeavesNothingRunning(t *testing.T) {
 	// The queue was let go: a retry can bind it again.
 	if _, _, err := d.set(context.Background(), true); err == nil || strings.Contains(err.Error(), "NFQUEUE") {
 		t.Errorf("retry: %v", err)
+	}
+}
+
+// A rule whose host does not resolve yet (a Service created after the pod)
+// waits while the others apply; once it resolves, refresh applies it too.
+func TestARuleWaitingForItsHostIsAppliedOnceItResolves(t *testing.T) {
+	spec, errs := v1alpha1.ParseFaultSpec("network: [{partition: true, to: ['db.shop.svc:5432']}, {loss: 5%, to: [10.0.0.0/8]}]", nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rec := &netfault.Recorder{}
+	d := newNetDriver(context.Background(), spec, rec, netfault.Exemptions{})
+	exists := false
+	d.opts.Resolve = func(host string) ([]netip.Addr, error) {
+		if !exists {
+			return nil, errors.New("no such host")
+		}
+		return []netip.Addr{netip.MustParseAddr("10.96.5.5")}, nil
+	}
+	if _, _, err := d.set(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.unresolved(); err == nil || !strings.Contains(err.Error(), "network[0].to: resolving db.shop.svc") {
+		t.Fatalf("unresolved = %v", err)
+	}
+	if !strings.Contains(d.plan.Restore, "statistic") || strings.Contains(d.plan.Restore, "10.96.5.5") {
+		t.Fatalf("want the loss rule alone applied:\n%s", d.plan.Restore)
+	}
+	if changed, err := d.refresh(context.Background()); err != nil || changed {
+		t.Fatalf("refresh before the host exists: changed %v, %v", changed, err)
+	}
+	exists = true
+	if changed, err := d.refresh(context.Background()); err != nil || !changed {
+		t.Fatalf("refresh after the host exists: changed %v, %v", changed, err)
+	}
+	if d.unresolved() != nil || !strings.Contains(d.plan.Restore, "10.96.5.5") {
+		t.Fatalf("the waiting rule was not applied: %v\n%s", d.unresolved(), d.plan.Restore)
 	}
 }

@@ -23,13 +23,13 @@ func TestInitFailsOpen(t *testing.T) {
 		t.Fatalf("ip netns add: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	for _, tc := range []struct{ name, spec, want string }{
-		{"a destination that does not resolve is reported, and the pod starts",
-			`{"network":[{"delay":"100ms","to":["db.nowhere.invalid:5432"]}]}`, "network: network[0].to"},
+	for _, tc := range []struct{ name, spec, want, applied string }{
+		{"a destination that does not resolve is reported, the other rules apply, and the pod starts",
+			`{"network":[{"partition":true,"to":["db.nowhere.invalid:5432"]},{"loss":"5%","to":["10.0.0.0/8"]}]}`, "network: network[0].to", "-s 10.0.0.0/8 -m statistic"},
 		{"a spec the agent cannot parse is reported, and the pod starts",
-			`{"network":[{"delay":"a lot"}]}`, "delay"},
+			`{"network":[{"delay":"a lot"}]}`, "delay", ""},
 		{"a clock fault without a shim to install is reported, and the pod starts",
-			`{"clock":{"offset":"+5m"}}`, "clock: "},
+			`{"clock":{"offset":"+5m"}}`, "clock: ", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := filepath.Join(t.TempDir(), "termination-log")
@@ -47,9 +47,17 @@ func TestInitFailsOpen(t *testing.T) {
 			if !strings.HasPrefix(string(b), TerminationPrefix) || !strings.Contains(string(b), tc.want) {
 				t.Errorf("termination message %q, want %q...%q", b, TerminationPrefix, tc.want)
 			}
-			if rules, _ := exec.Command("ip", "netns", "exec", ns, "iptables-save").Output(); strings.Contains(string(rules), "FAULTLINE") {
+			rules, _ := exec.Command("ip", "netns", "exec", ns, "iptables-save").Output()
+			drops := strings.Count(string(rules), "-j DROP") + strings.Count(string(rules), "-j REJECT")
+			switch {
+			case tc.applied == "" && strings.Contains(string(rules), "FAULTLINE"):
 				t.Errorf("rules left by a failed init:\n%s", rules)
+			case tc.applied != "" && (!strings.Contains(string(rules), tc.applied) || drops != 1):
+				t.Errorf("want only the rule that resolved applied (%q):\n%s", tc.applied, rules)
 			}
+			// The namespace is the test's own: start the next case empty.
+			_ = exec.Command("ip", "netns", "exec", ns, "iptables", "-F").Run()
+			_ = exec.Command("ip", "netns", "exec", ns, "iptables", "-X").Run()
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -70,6 +71,10 @@ type Plan struct {
 	RestoreMangle string
 	// Refused lists faults this kernel or agent cannot apply, with why.
 	Refused []string
+	// Unresolved lists rules left out because a host in their to or except
+	// did not resolve (a rule without its exception would be more chaos
+	// than asked): the agent applies the rest and retries these.
+	Unresolved []string
 	// Active lists the fault kinds the payload applies.
 	Active []string
 	// Delays are the NFQUEUE engine's queues, when delay runs in the agent.
@@ -128,6 +133,13 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	kinds := map[string]bool{}
 	for i, r := range spec.Network {
 		ro, ri, refused, delay, err := buildRule(i, &r, o, kinds)
+		var ue *UnresolvedError
+		if errors.As(err, &ue) {
+			// The rule waits for its host (a Service not created yet, a
+			// typo): the others apply now, and the agent retries.
+			p.Unresolved = append(p.Unresolved, err.Error())
+			continue
+		}
 		if err != nil {
 			return Plan{}, err
 		}
@@ -137,10 +149,11 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 		out, in = append(out, ro...), append(in, ri...)
 		p.Refused = append(p.Refused, refused...)
 	}
-	shape, shaped, shapeRefused, err := shaping(spec, o.Interface, o)
+	shape, shaped, shapeRefused, shapeUnresolved, err := shaping(spec, o.Interface, o)
 	if err != nil {
 		return Plan{}, err
 	}
+	p.Unresolved = append(p.Unresolved, shapeUnresolved...)
 	p.Shape, p.Interface = shape, o.Interface
 	p.Refused = append(p.Refused, shapeRefused...)
 	kinds["bandwidth"] = shaped
@@ -369,6 +382,15 @@ func withProtos(t v1alpha1.Target, addrFlag, portFlag string) []match {
 	return []match{{addr, "tcp", port}, {addr, "udp", port}}
 }
 
+// UnresolvedError is a host name in a rule that did not resolve.
+type UnresolvedError struct {
+	Host string
+	Err  error
+}
+
+func (e *UnresolvedError) Error() string { return "resolving " + e.Host + ": " + e.Err.Error() }
+func (e *UnresolvedError) Unwrap() error { return e.Err }
+
 // expand parses targets and resolves host names to one target per address.
 func expand(raw []string, resolve func(string) ([]netip.Addr, error)) ([]v1alpha1.Target, error) {
 	var out []v1alpha1.Target
@@ -386,7 +408,7 @@ func expand(raw []string, resolve func(string) ([]netip.Addr, error)) ([]v1alpha
 		}
 		addrs, err := resolve(t.Host)
 		if err != nil {
-			return nil, fmt.Errorf("resolving %s: %w", t.Host, err)
+			return nil, &UnresolvedError{Host: t.Host, Err: err}
 		}
 		slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
 		for _, a := range addrs {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,10 +79,37 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 	golden.CheckStale(t, "testdata/build/*.golden")
 }
 
-func TestBuildFailsOnAnUnresolvableHost(t *testing.T) {
-	spec, _ := v1alpha1.ParseFaultSpec("network: [{partition: true, to: [nowhere.svc]}]", nil)
-	if _, err := Build(spec, testOptions()); err == nil || !strings.Contains(err.Error(), "network[0].to: resolving nowhere.svc") {
-		t.Fatalf("err = %v", err)
+// A rule whose host does not resolve is left out, and only that rule: the
+// others apply now and the agent retries (issue 12 item 10). A rule whose
+// exception does not resolve is left out whole: without its exception it
+// would be more chaos than asked.
+func TestAnUnresolvableHostLeavesOutOnlyItsRule(t *testing.T) {
+	spec, errs := v1alpha1.ParseFaultSpec(`network:
+  - {partition: true, to: [nowhere.svc]}
+  - {loss: 5%, to: [10.0.0.0/8]}
+  - {loss: 10%, except: [gone.svc]}
+  - {bandwidth: 1Mbit, to: [nowhere.svc]}
+  - {bandwidth: 2Mbit, to: [postgres.db.svc]}`, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs.ToAggregate())
+	}
+	o := testOptions()
+	o.Interface = "eth0"
+	plan, err := Build(spec, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"network[0].to: resolving nowhere.svc: no such host", "network[2].except: resolving gone.svc: no such host",
+		"network[3].to: resolving nowhere.svc: no such host"}
+	if !slices.Equal(plan.Unresolved, want) {
+		t.Errorf("unresolved = %q, want %q", plan.Unresolved, want)
+	}
+	if got := strings.Count(plan.Restore, "-j DROP"); got != 1 || !strings.Contains(plan.Restore, "-s 10.0.0.0/8 -m statistic") {
+		t.Errorf("want only rule 1's loss (no partition, rule 2 left out whole):\n%s", plan.Restore)
+	}
+	shape := fmt.Sprint(plan.Shape)
+	if !strings.Contains(shape, "rate 2000000bit") || strings.Contains(shape, "rate 1000000bit") {
+		t.Errorf("want only the resolvable bandwidth rule shaped: %s", shape)
 	}
 }
 

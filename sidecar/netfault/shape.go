@@ -2,6 +2,7 @@ package netfault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -25,7 +26,7 @@ var defaultQdiscs = []string{"noqueue", "pfifo_fast", "fq_codel", "mq", "pfifo",
 
 // shaping builds the tc commands for every rule with bandwidth, on iface
 // (egress) and on the IFB device (ingress).
-func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]string, active bool, refused []string, err error) {
+func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]string, active bool, refused, unresolved []string, err error) {
 	type dev struct {
 		name    string
 		classes [][]string
@@ -43,8 +44,13 @@ func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]
 		}
 		bps, _ := v1alpha1.ParseBandwidth(r.Bandwidth) // validated already
 		targets, err := expand(r.To, resolve.Resolve)
+		var ue *UnresolvedError
+		if errors.As(err, &ue) {
+			unresolved = append(unresolved, fmt.Sprintf("network[%d].to: %v", i, err))
+			continue // this rule waits for its host; the others apply
+		}
 		if err != nil {
-			return nil, false, nil, fmt.Errorf("network[%d].to: %w", i, err)
+			return nil, false, nil, nil, fmt.Errorf("network[%d].to: %w", i, err)
 		}
 		class := shapeHandle + strconv.Itoa(10+i)
 		for _, d := range []struct {
@@ -109,7 +115,7 @@ func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]
 		cmds = append(cmds, d.classes...)
 		cmds = append(cmds, d.filters...)
 	}
-	return cmds, active, refused, nil
+	return cmds, active, refused, unresolved, nil
 }
 
 // applyShaping installs plan.Shape on a clean slate, refusing to replace a
