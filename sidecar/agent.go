@@ -132,7 +132,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.opts.Spec.HasNetwork() {
 		runner := a.opts.NetRunner
 		if runner == nil {
-			runner = netfault.Exec{}
+			var gated bool
+			if runner, gated = netfault.HostRunner(); !gated {
+				log.Info("no ipset in this kernel: faults outlive this agent if it dies, until the kubelet restarts it")
+			}
 		}
 		a.net = newNetDriver(ctx, a.opts.Spec, runner, a.opts.Exempt)
 		log.Info("network capabilities", "netem", a.net.caps.Netem, "nfqueue", a.net.caps.NFQueue)
@@ -272,7 +275,7 @@ func (a *Agent) tick(ctx context.Context, n int) {
 			}
 		}
 		if err == nil && on {
-			err = a.net.unresolved()
+			err = errors.Join(a.net.keepAlive(ctx), a.net.unresolved())
 		}
 		a.noteErr(ctx, "network", err)
 		// Applied: what the kernel holds, even while other rules wait

@@ -61,6 +61,8 @@ type netDriver struct {
 	// engine is read by the metrics scrape, so it is swapped atomically.
 	engine atomic.Pointer[netfault.DelayEngine]
 	dns    *dnsfault.Interceptor
+	// ttl is how long faults outlive the last keep-alive (0: DefaultTTL).
+	ttl time.Duration
 }
 
 func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt netfault.Exemptions) *netDriver {
@@ -86,8 +88,23 @@ func (d *netDriver) build() error {
 	if err != nil {
 		return err
 	}
+	plan.AliveTTL = d.ttl
 	d.plan = plan
 	return nil
+}
+
+// keepAlive re-arms the dead man's switch while faults are on: if this
+// agent stops doing so (it died and nobody restarted it), the jumps into
+// faultline's chains stop matching after the TTL.
+func (d *netDriver) keepAlive(ctx context.Context) error {
+	if !d.on || !d.known {
+		return nil
+	}
+	ttl := d.ttl
+	if ttl == 0 {
+		ttl = netfault.DefaultTTL
+	}
+	return netfault.KeepAlive(ctx, d.runner, ttl)
 }
 
 // set applies or removes the rules when the desired state changes.
@@ -201,6 +218,10 @@ func (d *netDriver) stopEngine() {
 	}
 }
 
+// InitAliveTTL is how long the init container's rules last without the
+// sidecar.
+const InitAliveTTL = 60 * time.Second
+
 // InitNetwork is `faultline-agent init` for network faults: clear what an
 // earlier pod incarnation left and apply, so the rules exist before the app's
 // first connection. Running it twice gives the same rules once.
@@ -215,6 +236,9 @@ func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.
 	noDNS.DNS = nil
 	spec = &noDNS
 	d := newNetDriver(ctx, spec, runner, exempt)
+	// Nobody keeps init's rules alive: they must last until the sidecar,
+	// which starts right after, takes over (and re-applies them).
+	d.ttl = InitAliveTTL
 	logf.FromContext(ctx).Info("network capabilities", "netem", d.caps.Netem, "nfqueue", d.caps.NFQueue)
 	if err := d.cleanup(ctx); err != nil {
 		return err

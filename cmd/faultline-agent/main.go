@@ -84,7 +84,8 @@ func main() {
 		if err := sidecar.InitClock(ctx, spec, *timeFile, *shimSrc); err != nil {
 			problems = append(problems, fmt.Errorf("clock: %w", err))
 		}
-		if err := sidecar.InitNetwork(ctx, spec, netfault.Exec{}, exempt); err != nil {
+		runner, _ := netfault.HostRunner()
+		if err := sidecar.InitNetwork(ctx, spec, runner, exempt); err != nil {
 			problems = append(problems, fmt.Errorf("network: %w", err))
 		}
 		if len(problems) > 0 {

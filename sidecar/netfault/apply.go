@@ -20,7 +20,12 @@ var tables = []struct {
 	{"mangle", []hook{{"OUTPUT", ChainDNSQueue}}},
 }
 
-func jumpSpec(h hook) string {
+// jumpSpec is the jump as iptables-save prints it; gated jumps also match
+// the dead man's switch (AliveSet).
+func jumpSpec(h hook, gated bool) string {
+	if gated {
+		return fmt.Sprintf("%s -m set --match-set %s dst -m comment --comment %s -j %s", h.builtin, AliveSet, Comment, h.chain)
+	}
 	return fmt.Sprintf("%s -m comment --comment %s -j %s", h.builtin, Comment, h.chain)
 }
 
@@ -31,15 +36,26 @@ func jumpSpec(h hook) string {
 // crash left extras, so any number of Apply calls, in any state, converge to
 // one copy. Other owners' rules are never named.
 func Apply(ctx context.Context, r Runner, plan Plan) error {
+	sw, gated := r.(Switch)
+	if gated {
+		// The set must exist before a rule can name it.
+		ttl := plan.AliveTTL
+		if ttl == 0 {
+			ttl = DefaultTTL
+		}
+		if err := sw.Arm(ctx, ttl); err != nil {
+			return err
+		}
+	}
 	saved, err := r.Run(ctx, nil, "iptables-save")
 	if err != nil {
 		return fmt.Errorf("reading rules: %w", err)
 	}
 	var b strings.Builder
-	writeTable(&b, tables[0].hooks, plan.Restore, section(string(saved), "filter"))
+	writeTable(&b, tables[0].hooks, plan.Restore, section(string(saved), "filter"), gated)
 	writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
 	if plan.RestoreMangle != "" {
-		writeTable(&b, tables[2].hooks, plan.RestoreMangle, section(string(saved), "mangle"))
+		writeTable(&b, tables[2].hooks, plan.RestoreMangle, section(string(saved), "mangle"), gated)
 	} else {
 		writeRemoval(&b, tables[2].name, tables[2].hooks, section(string(saved), "mangle"))
 	}
@@ -49,21 +65,24 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 	return applyShaping(ctx, r, plan)
 }
 
-// writeTable appends payload with the jump fix-ups its table needs.
-func writeTable(b *strings.Builder, hooks []hook, payload, current string) {
+// writeTable appends payload with the jump fix-ups its table needs: one
+// jump of the wanted form, first in its built-in chain; extra copies (a
+// crash) and jumps of another form (an older agent) are deleted by their
+// exact saved text.
+func writeTable(b *strings.Builder, hooks []hook, payload, current string, gated bool) {
 	b.WriteString(strings.TrimSuffix(payload, "COMMIT\n"))
 	for _, h := range hooks {
-		n := countJumps(current, h.builtin, h.chain)
-		switch {
-		case n == 0:
-			// First in the built-in chain, so other owners' ACCEPTs
-			// cannot bypass the faults.
-			fmt.Fprintf(b, "-I %s 1 -m comment --comment %s -j %s\n", h.builtin, Comment, h.chain)
-		case n > 1:
-			for i := 1; i < n; i++ {
-				fmt.Fprintf(b, "-D %s\n", jumpSpec(h))
-			}
+		want := jumpSpec(h, gated)
+		lines := jumpLines(current, h.builtin, h.chain)
+		if len(lines) == 1 && lines[0] == want {
+			continue
 		}
+		for _, l := range lines {
+			fmt.Fprintf(b, "-D %s\n", l)
+		}
+		// First in the built-in chain, so other owners' ACCEPTs cannot
+		// bypass the faults.
+		fmt.Fprintf(b, "-I %s 1 %s\n", h.builtin, strings.TrimPrefix(want, h.builtin+" "))
 	}
 	b.WriteString("COMMIT\n")
 }
@@ -73,8 +92,8 @@ func writeTable(b *strings.Builder, hooks []hook, payload, current string) {
 func writeRemoval(b *strings.Builder, table string, hooks []hook, current string) {
 	var decl, del, drop strings.Builder
 	for _, h := range hooks {
-		for i := countJumps(current, h.builtin, h.chain); i > 0; i-- {
-			fmt.Fprintf(&del, "-D %s\n", jumpSpec(h))
+		for _, l := range jumpLines(current, h.builtin, h.chain) {
+			fmt.Fprintf(&del, "-D %s\n", l)
 		}
 		if strings.Contains(current, "\n:"+h.chain+" ") {
 			// Declaring flushes the chain, so -X finds it empty.
@@ -116,23 +135,27 @@ func Remove(ctx context.Context, r Runner, iface string) error {
 	for _, t := range tables {
 		writeRemoval(&b, t.name, t.hooks, section(string(saved), t.name))
 	}
-	if b.Len() == 0 {
-		return nil
+	if b.Len() > 0 {
+		if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
+			return fmt.Errorf("removing rules: %w", err)
+		}
 	}
-	if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
-		return fmt.Errorf("removing rules: %w", err)
+	if sw, ok := r.(Switch); ok {
+		// After the rules: a set a rule names cannot be destroyed.
+		return sw.Disarm(ctx)
 	}
 	return nil
 }
 
-func countJumps(save, builtin, chain string) int {
-	n := 0
+// jumpLines are the saved jumps from builtin to chain, without "-A ".
+func jumpLines(save, builtin, chain string) []string {
+	var out []string
 	for _, line := range strings.Split(save, "\n") {
 		if strings.HasPrefix(line, "-A "+builtin+" ") && strings.HasSuffix(line, "-j "+chain) {
-			n++
+			out = append(out, strings.TrimPrefix(line, "-A "))
 		}
 	}
-	return n
+	return out
 }
 
 // Probe reports what this network namespace's kernel offers.

@@ -69,6 +69,9 @@ type Plan struct {
 	Restore string
 	// RestoreMangle is the mangle table's payload (the DNS queue), or empty.
 	RestoreMangle string
+	// AliveTTL is how long the faults outlive the last keep-alive when the
+	// Runner is a Switch; 0 means DefaultTTL.
+	AliveTTL time.Duration
 	// Refused lists faults this kernel or agent cannot apply, with why.
 	Refused []string
 	// Unresolved lists rules left out because a host in their to or except

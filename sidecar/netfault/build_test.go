@@ -125,9 +125,11 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 	const save = "iptables-save"
 	nat := "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
 	clean := "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:OTHER - [0:0]\n-A INPUT -j OTHER\nCOMMIT\n" + nat
-	applied := "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:FAULTLINE-INPUT - [0:0]\n:FAULTLINE-OUTPUT - [0:0]\n:OTHER - [0:0]\n" +
+	const gate = "-m set --match-set faultline-alive dst "
+	older := "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:FAULTLINE-INPUT - [0:0]\n:FAULTLINE-OUTPUT - [0:0]\n:OTHER - [0:0]\n" +
 		"-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n-A INPUT -j OTHER\n-A OUTPUT -m comment --comment faultline -j FAULTLINE-OUTPUT\nCOMMIT\n" + nat
-	crashed := strings.Replace(applied, "-A INPUT -j OTHER\n", "-A INPUT -j OTHER\n-A INPUT -m comment --comment faultline -j FAULTLINE-INPUT\n", 1)
+	applied := strings.ReplaceAll(older, "-m comment", gate+"-m comment")
+	crashed := strings.Replace(applied, "-A INPUT -j OTHER\n", "-A INPUT -j OTHER\n-A INPUT "+gate+"-m comment --comment faultline -j FAULTLINE-INPUT\n", 1)
 	cases := []struct {
 		name, state string
 		remove      bool
@@ -135,6 +137,7 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 		{"apply to a clean netns", clean, false},
 		{"apply again changes only the chains", applied, false},
 		{"apply after a crash left two jumps", crashed, false},
+		{"apply over ungated jumps an older agent left", older, false},
 		{"remove everything faultline made", crashed, true},
 		{"remove when nothing is there", clean, true},
 	}

@@ -68,8 +68,19 @@ func (e *DelayEngine) Stop() {
 	e.cancel()
 	e.wg.Wait()
 	for _, q := range e.queues {
+		q.drain()
 		q.unbind()
 		_ = q.nf.Close()
+	}
+}
+
+// drain waits, at most half a second, until the reader has gone 20 ms
+// without a packet: packets the kernel queued before the rules went are
+// still in the socket, unread, and an unbind now would drop them.
+func (q *delayQueue) drain() {
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) && time.Since(time.Unix(0, q.lastPacket.Load())) < 20*time.Millisecond {
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -103,6 +114,8 @@ type delayQueue struct {
 	// stopping, after which hooks accept packets themselves.
 	mu       sync.RWMutex
 	stopping bool
+	// lastPacket is when the hook last ran (unix nanoseconds).
+	lastPacket atomic.Int64
 }
 
 func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*delayQueue, error) {
@@ -145,6 +158,7 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 		if a.Timestamp != nil && !a.Timestamp.IsZero() && a.Timestamp.Before(base) && base.Sub(*a.Timestamp) < time.Second {
 			base = *a.Timestamp
 		}
+		q.lastPacket.Store(time.Now().UnixNano())
 		q.mu.RLock()
 		defer q.mu.RUnlock()
 		if q.stopping {

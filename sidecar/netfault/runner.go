@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Runner runs one command. Every iptables and tc invocation goes through it,
@@ -57,4 +58,41 @@ func (r *Recorder) Run(_ context.Context, stdin []byte, name string, args ...str
 		}
 	}
 	return []byte(r.Out[line]), nil
+}
+
+// Arm records the dead man's switch being armed.
+func (r *Recorder) Arm(_ context.Context, ttl time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Calls = append(r.Calls, fmt.Sprintf("# arm ipset %s for %s\n", AliveSet, ttl))
+	return nil
+}
+
+// Disarm records the switch's set being destroyed.
+func (r *Recorder) Disarm(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Calls = append(r.Calls, "# destroy ipset "+AliveSet+"\n")
+	return nil
+}
+
+// Gated is a Runner with the dead man's switch (Switch).
+type Gated struct {
+	Runner
+	*KernelSwitch
+}
+
+// HostRunner is what the agent uses in its pod: commands run here, and the
+// jumps are gated by the dead man's switch when the kernel has ipset. ok
+// says whether it does.
+func HostRunner() (r Runner, ok bool) {
+	ks, err := NewKernelSwitch("")
+	if err != nil {
+		return Exec{}, false
+	}
+	if _, _, err := ks.h.IpsetProtocol(); err != nil {
+		ks.Close()
+		return Exec{}, false
+	}
+	return Gated{Runner: Exec{}, KernelSwitch: ks}, true
 }
