@@ -2,9 +2,10 @@ package policy
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/faultline-dev/faultline/hack/testenv"
 )
 
 // The annotation is chosen by whoever sends the AdmissionReview: distinct
@@ -13,12 +14,7 @@ import (
 // heap after a collection, before and after 2,000 of them.
 func TestHostileAnnotationsAreNotKept(t *testing.T) {
 	c := NewSpecCache(1024)
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
+	heap := testenv.HeapAfterGC
 	pad := strings.Repeat("x", 32<<10)
 	before := heap()
 	for i := 0; i < 2000; i++ {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/faultline-dev/faultline/hack/testenv"
 	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
@@ -30,12 +30,7 @@ func TestTenThousandHostileReviewsKeepTheHeapBounded(t *testing.T) {
 	h := testHandler(SidecarNative, prometheus.NewRegistry())
 	h.Decider.(*policy.Engine).Specs = policy.NewSpecCache(1024)
 	h.Notifier = NewNotifier(events.NewFakeRecorder(16), time.Minute)
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
+	heap := testenv.HeapAfterGC
 	pad := strings.Repeat("x", 32<<10)
 	labels := map[string]string{v1alpha1.LabelPodInject: "true"}
 	for i := range 100 {

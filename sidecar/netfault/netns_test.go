@@ -150,6 +150,23 @@ func (n *netns) apply(t *testing.T, specYAML string, exempt ...int32) {
 	}
 }
 
+// delayPlan builds a delay on the UDP replies from the peer's port and
+// opens the pod's namespace for the engine (closed with the test).
+func (n *netns) delayPlan(t *testing.T, delay string, port int) (Plan, int) {
+	t.Helper()
+	spec, _ := v1alpha1.ParseFaultSpec(fmt.Sprintf("network: [{delay: %s, to: ['%s:%d/udp']}]", delay, n.peerIP, port), nil)
+	plan, err := Build(spec, Options{Caps: Capabilities{NFQueue: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsf, err := os.Open("/var/run/netns/" + n.pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nsf.Close() })
+	return plan, int(nsf.Fd())
+}
+
 func (n *netns) save(t *testing.T) string {
 	t.Helper()
 	out, err := n.runner.Run(context.Background(), nil, "iptables", "-t", "filter", "-S")
@@ -673,17 +690,8 @@ func TestDelayEngineAddsTheRequestedRoundTrip(t *testing.T) {
 		return
 	}
 	base50, _ := rtt("7000")
-	spec, _ := v1alpha1.ParseFaultSpec(fmt.Sprintf("network: [{delay: 50ms, to: ['%s:7000/udp']}]", n.peerIP), nil)
-	plan, err := Build(spec, Options{Caps: Capabilities{NFQueue: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsf, err := os.Open("/var/run/netns/" + n.pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsf.Close()
-	eng, err := StartDelay(context.Background(), plan.Delays, int(nsf.Fd()))
+	plan, nsFD := n.delayPlan(t, "50ms", 7000)
+	eng, err := StartDelay(context.Background(), plan.Delays, nsFD)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -792,23 +800,14 @@ func TestDNSFailuresAtTheRequestedPercent(t *testing.T) {
 func TestStoppingTheDelayEngineUnderTrafficLosesNothing(t *testing.T) {
 	n := newNetns(t)
 	n.serve(t, 7000)
-	spec, _ := v1alpha1.ParseFaultSpec(fmt.Sprintf("network: [{delay: 20ms, to: ['%s:7000/udp']}]", n.peerIP), nil)
-	plan, err := Build(spec, Options{Caps: Capabilities{NFQueue: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsf, err := os.Open("/var/run/netns/" + n.pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsf.Close()
+	plan, nsFD := n.delayPlan(t, "20ms", 7000)
 	baseline := runtime.NumGoroutine()
 	// round runs 10,000 packets through the engine; with stopMidway the
 	// rules go and the engine stops while they flow, else after. The
 	// second kind is the control: what this machine loses anyway (a busy
 	// CI box drops some at the receiving socket).
 	round := func(i int, stopMidway bool) float64 {
-		eng, err := StartDelay(context.Background(), plan.Delays, int(nsf.Fd()))
+		eng, err := StartDelay(context.Background(), plan.Delays, nsFD)
 		if err != nil {
 			t.Fatal(err)
 		}
