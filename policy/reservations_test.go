@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -121,4 +122,57 @@ func lease(t *testing.T, c client.Client, reservation string) *coordinationv1.Le
 		t.Fatal(err)
 	}
 	return &l
+}
+
+// Many admissions racing for one group's Lease all get an answer: client-go's
+// retry with backoff spreads the writers out (issue 12 item 13: 20 retries
+// with no pause ran out under contention and refused with "too much
+// contention"), and exactly max of them get a slot.
+func TestManyAdmissionsRacingForOneLeaseAllGetAnswers(t *testing.T) {
+	cfg, scheme, c := testenv.APIServer(t, nil)
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "faultline-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	const racers, max = 48, 40
+	type result struct {
+		res string
+		err error
+	}
+	results := make(chan result, racers)
+	start := make(chan struct{})
+	for i := range racers {
+		ci, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &LeaseReserver{Client: ci, Namespace: "faultline-system"}
+		go func() {
+			<-start
+			res, _, err := r.Reserve(ctx, "busy", "shop,app=web", fmt.Sprintf("adm-%d", i), max)
+			results <- result{res, err}
+		}()
+	}
+	close(start)
+	got, failed := 0, 0
+	var firstErr error
+	for range racers {
+		r := <-results
+		switch {
+		case r.err != nil:
+			failed++
+			if firstErr == nil {
+				firstErr = r.err
+			}
+		case r.res != "":
+			got++
+		}
+	}
+	t.Logf("%d admissions at once for one Lease (max %d): %d slots, %d errors", racers, max, got, failed)
+	if failed > 0 {
+		t.Errorf("%d admissions failed: %v", failed, firstErr)
+	}
+	if got != max {
+		t.Errorf("%d slots given, want exactly %d", got, max)
+	}
 }
