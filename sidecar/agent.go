@@ -103,11 +103,13 @@ func New(opts Options) (*Agent, error) {
 	a.caps = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_capability",
 		Help: "1 when the pod's kernel offers the feature (netem, nfqueue), probed at start."}, []string{"name"})
 	delayed := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "faultline_agent_packets_delayed_total",
-		Help: "Packets the NFQUEUE delay engine held and released."}, a.packetsDelayed)
+		Help: "Packets the NFQUEUE delay engine held and released."}, a.engineCount(func(e *netfault.DelayEngine) uint64 { return e.Delayed.Load() }))
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "faultline_agent_packets_dropped_total",
+		Help: "Outgoing packets the NFQUEUE engine dropped for egress loss and partition."}, a.engineCount(func(e *netfault.DelayEngine) uint64 { return e.Dropped.Load() }))
 	a.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "faultline_agent_apply_errors_total",
 		Help: "Attempts to apply faults that failed (the pod runs without them meanwhile), by fault kind."}, []string{"kind"})
 	a.lastErr = map[string]string{}
-	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, a.errs,
+	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, dropped, a.errs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
@@ -348,14 +350,17 @@ func (a *Agent) reportCoverage(ctx context.Context) {
 	}
 }
 
-func (a *Agent) packetsDelayed() float64 {
-	if a.net == nil {
+// engineCount reads one of the running engine's counters (0 without one).
+func (a *Agent) engineCount(get func(*netfault.DelayEngine) uint64) func() float64 {
+	return func() float64 {
+		if a.net == nil {
+			return 0
+		}
+		if e := a.net.engine.Load(); e != nil {
+			return float64(get(e))
+		}
 		return 0
 	}
-	if e := a.net.engine.Load(); e != nil {
-		return float64(e.Delayed.Load())
-	}
-	return 0
 }
 
 func boolGauge(b bool) float64 {

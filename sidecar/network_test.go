@@ -24,11 +24,11 @@ func TestInitAppliesNoDNSFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := strings.Join(rec.Calls, "")
-	if strings.Contains(all, "-j NFQUEUE") || strings.Contains(all, "-j REDIRECT") {
+	if strings.Contains(all, netfault.ChainDNSQueue) || strings.Contains(all, "-j REDIRECT") {
 		t.Errorf("init installed DNS rules:\n%s", all)
 	}
-	if !strings.Contains(all, "-A FAULTLINE-INPUT -m statistic") {
-		t.Errorf("init did not apply the loss rule:\n%s", all)
+	if !strings.Contains(all, "-A FAULTLINE-OUTPUT -j NFQUEUE --queue-num 4300") {
+		t.Errorf("init did not apply the (egress) loss rule:\n%s", all)
 	}
 }
 
@@ -87,7 +87,7 @@ func TestARuleWaitingForItsHostIsAppliedOnceItResolves(t *testing.T) {
 	if err := d.unresolved(); err == nil || !strings.Contains(err.Error(), "network[0].to: resolving db.shop.svc") {
 		t.Fatalf("unresolved = %v", err)
 	}
-	if !strings.Contains(d.plan.Restore, "statistic") || strings.Contains(d.plan.Restore, "10.96.5.5") {
+	if !strings.Contains(d.plan.Restore, "-d 10.0.0.0/8 -j NFQUEUE") || strings.Contains(d.plan.Restore, "10.96.5.5") {
 		t.Fatalf("want the loss rule alone applied:\n%s", d.plan.Restore)
 	}
 	if changed, err := d.refresh(context.Background()); err != nil || changed {

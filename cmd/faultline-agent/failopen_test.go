@@ -25,7 +25,7 @@ func TestInitFailsOpen(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	for _, tc := range []struct{ name, spec, want, applied string }{
 		{"a destination that does not resolve is reported, the other rules apply, and the pod starts",
-			`{"network":[{"partition":true,"to":["db.nowhere.invalid:5432"]},{"loss":"5%","to":["10.0.0.0/8"]}]}`, "network: network[0].to", "-s 10.0.0.0/8 -m statistic"},
+			`{"network":[{"partition":true,"to":["db.nowhere.invalid:5432"]},{"loss":"5%","to":["10.0.0.0/8"]}]}`, "network: network[0].to", "-d 10.0.0.0/8 -j NFQUEUE --queue-num 4301"},
 		{"a spec the agent cannot parse is reported, and the pod starts",
 			`{"network":[{"delay":"a lot"}]}`, "delay", ""},
 		{"a clock fault without a shim to install is reported, and the pod starts",
@@ -48,7 +48,7 @@ func TestInitFailsOpen(t *testing.T) {
 				t.Errorf("termination message %q, want %q...%q", b, TerminationPrefix, tc.want)
 			}
 			rules, _ := exec.Command("ip", "netns", "exec", ns, "iptables-save").Output()
-			drops := strings.Count(string(rules), "-j DROP") + strings.Count(string(rules), "-j REJECT")
+			drops := strings.Count(string(rules), "-j DROP") + strings.Count(string(rules), "-j REJECT") + strings.Count(string(rules), "-j NFQUEUE")
 			switch {
 			case tc.applied == "" && strings.Contains(string(rules), "FAULTLINE"):
 				t.Errorf("rules left by a failed init:\n%s", rules)

@@ -135,7 +135,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	}
 	kinds := map[string]bool{}
 	for i, r := range spec.Network {
-		ro, ri, refused, delay, err := buildRule(i, &r, o, kinds)
+		ro, ri, refused, queues, err := buildRule(i, &r, o, kinds)
 		var ue *UnresolvedError
 		if errors.As(err, &ue) {
 			// The rule waits for its host (a Service not created yet, a
@@ -146,9 +146,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 		if err != nil {
 			return Plan{}, err
 		}
-		if delay != nil {
-			p.Delays = append(p.Delays, *delay)
-		}
+		p.Delays = append(p.Delays, queues...)
 		out, in = append(out, ro...), append(in, ri...)
 		p.Refused = append(p.Refused, refused...)
 	}
@@ -184,7 +182,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	return p, nil
 }
 
-func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool) (out, in, refused []string, delays *DelayRule, err error) {
+func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool) (out, in, refused []string, queues []DelayRule, err error) {
 	where := fmt.Sprintf("network[%d]", i)
 	refuse := func(field, why string) { refused = append(refused, where+"."+field+": "+why) }
 	var delay *DelayRule
@@ -253,6 +251,32 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 			in = append(in, m.join("-j RETURN"))
 		}
 	}
+	// Egress loss and partition stop the packets going out. A DROP in
+	// OUTPUT would hand EPERM back to the sender, so they go through a
+	// queue whose verdicts drop them later, silently (UDP included; a TCP
+	// connect times out); --queue-bypass: if the agent is gone they pass.
+	// Without NFQUEUE only the replies are dropped, and the status says so.
+	var drop *DelayRule
+	if egress && (r.Partition && !r.Reset || r.Loss != "" && !r.Partition && !r.Reset) {
+		p := 1.0
+		if !r.Partition {
+			p, _ = v1alpha1.ParsePercent(r.Loss) // validated already
+		}
+		if o.Caps.NFQueue {
+			drop = &DelayRule{Queue: uint16(DropQueueBase + i), Drop: p}
+		} else {
+			field := map[bool]string{true: "partition", false: "loss"}[r.Partition]
+			refuse(field, "egress: this kernel has no NFQUEUE, so only the target's packets to us are dropped; one-way traffic to it is untouched")
+		}
+	}
+	if drop != nil {
+		q := "-j NFQUEUE --queue-num " + strconv.Itoa(int(drop.Queue)) + " --queue-bypass"
+		for _, t := range targets {
+			for _, m := range egressMatches(t) {
+				out = append(out, m.join(q))
+			}
+		}
+	}
 	for _, t := range targets {
 		switch {
 		case r.Reset:
@@ -285,9 +309,10 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 			}
 		case r.Partition:
 			kinds["partition"] = true
-			// Silent like a real partition: the replies never arrive, so
-			// connect() times out instead of failing with EPERM, which a
-			// DROP in OUTPUT would hand back to the local sender.
+			// Both ways, and silent like a real partition: what we send
+			// goes through the drop queue above, what the target sends us
+			// is dropped here, so connect() times out instead of failing
+			// with EPERM, and the target sees nothing (no half-open).
 			if egress {
 				for _, m := range egressReplyMatches(t) {
 					in = append(in, m.join("-j DROP"))
@@ -302,10 +327,10 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 			kinds["loss"] = true
 			frac, _ := v1alpha1.ParsePercent(r.Loss) // validated already
 			stat := "-m statistic --mode random --probability " + strconv.FormatFloat(frac, 'f', 6, 64) + " -j DROP"
-			// Without netem, egress loss drops the inbound half (the
-			// target's packets to us): silent to the sender, and each
-			// round trip is lost with the requested probability.
-			if egress {
+			// Egress loss goes through the drop queue above; without
+			// NFQUEUE it drops the inbound half (the target's packets to
+			// us): each round trip is still lost with the probability.
+			if egress && drop == nil {
 				for _, m := range egressReplyMatches(t) {
 					in = append(in, m.join(stat))
 				}
@@ -336,7 +361,13 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 			}
 		}
 	}
-	return out, in, refused, delay, nil
+	if delay != nil {
+		queues = append(queues, *delay)
+	}
+	if drop != nil {
+		queues = append(queues, *drop)
+	}
+	return out, in, refused, queues, nil
 }
 
 func (m match) join(action string) string {

@@ -19,20 +19,29 @@ import (
 // held in OUTPUT stay charged to the local socket and throttle the sender.
 // The rules use --queue-bypass, so if the agent dies traffic flows again.
 
-// QueueBase is the first NFQUEUE number; rule i uses QueueBase+i.
-const QueueBase = 4200
+// QueueBase is the first delay NFQUEUE number; rule i uses QueueBase+i.
+// DropQueueBase is the same for egress loss and partition.
+const (
+	QueueBase     = 4200
+	DropQueueBase = 4300
+)
 
-// DelayRule is one queue and what to do to its packets.
+// DelayRule is one queue and what to do to its packets: drop each with
+// probability Drop (a verdict given later, so the sender never sees
+// EPERM), hold the rest for Delay ± Jitter.
 type DelayRule struct {
 	Queue  uint16
 	Delay  time.Duration
 	Jitter time.Duration
+	Drop   float64
 }
 
 // DelayEngine runs one queue per rule.
 type DelayEngine struct {
 	queues  []*delayQueue
 	Delayed atomic.Uint64
+	// Dropped counts packets an egress loss or partition queue dropped.
+	Dropped atomic.Uint64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -159,6 +168,15 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 			base = *a.Timestamp
 		}
 		q.lastPacket.Store(time.Now().UnixNano())
+		if r.Drop > 0 && (r.Drop >= 1 || rng.Float64() < r.Drop) {
+			_ = nf.SetVerdict(*a.PacketID, nfqueue.NfDrop)
+			e.Dropped.Add(1)
+			return 0
+		}
+		if r.Delay == 0 {
+			_ = nf.SetVerdict(*a.PacketID, nfqueue.NfAccept)
+			return 0
+		}
 		q.mu.RLock()
 		defer q.mu.RUnlock()
 		if q.stopping {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -42,6 +43,7 @@ type netns struct {
 	pod, peer     string
 	podIP, peerIP string
 	runner        Runner
+	engine        *DelayEngine // the queues of the last apply, if any
 }
 
 // NetnsRunner runs commands inside a named network namespace.
@@ -141,9 +143,26 @@ func (n *netns) apply(t *testing.T, specYAML string, exempt ...int32) {
 	if len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
 	}
-	plan, err := Build(spec, Options{Exempt: Exemptions{Ports: exempt}, Interface: "flv0"})
+	plan, err := Build(spec, Options{Exempt: Exemptions{Ports: exempt}, Interface: "flv0", Caps: Capabilities{NFQueue: true}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n.engine != nil {
+		n.engine.Stop()
+		n.engine = nil
+	}
+	if len(plan.Delays) > 0 {
+		// As the agent does: the queues are read before rules send to them.
+		nsf, err := os.Open("/var/run/netns/" + n.pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nsf.Close()
+		if n.engine, err = StartDelay(context.Background(), plan.Delays, int(nsf.Fd())); err != nil {
+			t.Fatal(err)
+		}
+		eng := n.engine
+		t.Cleanup(eng.Stop)
 	}
 	if err := Apply(context.Background(), n.runner, plan); err != nil {
 		t.Fatal(err)
@@ -259,6 +278,55 @@ func TestFaultsStopWhenNobodyKeepsThemAlive(t *testing.T) {
 	}
 	if out, _ := n.runner.Run(context.Background(), nil, "iptables-save"); strings.Contains(string(out), "FAULTLINE") || strings.Contains(string(out), AliveSet) {
 		t.Errorf("left after remove:\n%s", out)
+	}
+}
+
+// Egress faults stop what the pod sends, not only what comes back, and
+// silently: one-way UDP to a target with 10% egress loss arrives 90% at the
+// receiver with no send error; with an egress partition nothing arrives
+// (before, both dropped only the replies: one-way traffic was untouched).
+func TestEgressLossAndPartitionStopWhatGoesOut(t *testing.T) {
+	n := newNetns(t)
+	oneWay := func(port int) (received, sendErrs int) {
+		t.Helper()
+		rcv := n.helperCmd(n.peer, "udp-count", "0", strconv.Itoa(port))
+		out, _ := rcv.StdoutPipe()
+		if err := rcv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		if k, _ := out.Read(buf); !strings.HasPrefix(string(buf[:k]), "ready") {
+			t.Fatalf("receiver: %q", buf[:k])
+		}
+		sent := n.fromPod(t, "udp-send", net.JoinHostPort(n.peerIP, strconv.Itoa(port)))
+		if _, err := fmt.Sscanf(sent, "senderrors %d", &sendErrs); err != nil {
+			t.Fatalf("sender said %q", sent)
+		}
+		rest, _ := io.ReadAll(out)
+		_ = rcv.Wait()
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(rest)), "received %d", &received); err != nil {
+			t.Fatalf("receiver said %q", rest)
+		}
+		return received, sendErrs
+	}
+	n.apply(t, fmt.Sprintf("network: [{loss: 10%%, to: ['%s:7100/udp']}, {partition: true, to: ['%s:7101/udp']}]", n.peerIP, n.peerIP))
+	lossRcv, lossErrs := oneWay(7100)
+	partRcv, partErrs := oneWay(7101)
+	other, _ := oneWay(7102)
+	t.Logf("egress loss 10%%: %d of 10,000 one-way datagrams arrived (%.2f%% lost), %d send errors; egress partition: %d arrived, %d send errors; another port: %d arrived; engine dropped %d",
+		lossRcv, 100*(1-float64(lossRcv)/10000), lossErrs, partRcv, partErrs, other, n.engine.Dropped.Load())
+	// ±1 point is more than 3 standard deviations over 10,000 (σ = 0.3).
+	if lost := 1 - float64(lossRcv)/10000; lost < 0.09 || lost > 0.11 {
+		t.Errorf("egress loss measured at the receiver %.2f%%, want 10%% ± 1", 100*lost)
+	}
+	if partRcv != 0 {
+		t.Errorf("%d datagrams crossed an egress partition", partRcv)
+	}
+	if lossErrs+partErrs != 0 {
+		t.Errorf("the sender saw %d errors: egress faults must be silent", lossErrs+partErrs)
+	}
+	if other != 10000 {
+		t.Errorf("another port got %d of 10,000", other)
 	}
 }
 
@@ -386,6 +454,42 @@ func TestExemptionsAndOtherOwnersAreNeverTouched(t *testing.T) {
 func helper(mode string, args []string) int {
 	arg := args[1]
 	switch mode {
+	case "udp-send":
+		// One-way: 10,000 datagrams, nothing comes back.
+		c, err := net.Dial("udp", arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		sendErrs := 0
+		for i := 0; i < 10000; i++ {
+			if _, err := c.Write([]byte(strconv.Itoa(i))); err != nil {
+				sendErrs++
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		fmt.Printf("senderrors %d\n", sendErrs)
+		return 0
+	case "udp-count":
+		pc, err := net.ListenPacket("udp", ":"+arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Println("ready")
+		n, buf := 0, make([]byte, 64)
+		_ = pc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				break
+			}
+			n++
+			_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+		}
+		fmt.Printf("received %d\n", n)
+		return 0
 	case "serve":
 		port := arg
 		go func() {
