@@ -126,7 +126,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 			}
 		}
 	}
-	named := namedPrefixes(spec)
+	named := namedPrefixes(spec, o.Resolve)
 	for _, pfx := range o.APIServer {
 		if !slices.Contains(named, pfx) {
 			out = append(out, "-d "+pfx.String()+" -j RETURN")
@@ -456,12 +456,22 @@ func expand(raw []string, resolve func(string) ([]netip.Addr, error)) ([]v1alpha
 
 // namedPrefixes are addresses rules name explicitly (they lift the API
 // server exemption).
-func namedPrefixes(spec *v1alpha1.FaultSpec) []netip.Prefix {
+func namedPrefixes(spec *v1alpha1.FaultSpec, resolve func(string) ([]netip.Addr, error)) []netip.Prefix {
 	var out []netip.Prefix
 	for _, r := range spec.Network {
 		for _, s := range r.To {
-			if t, err := v1alpha1.ParseTarget(s); err == nil && t.Prefix.IsValid() {
+			t, err := v1alpha1.ParseTarget(s)
+			switch {
+			case err != nil:
+			case t.Prefix.IsValid():
 				out = append(out, t.Prefix)
+			case t.Host != "" && resolve != nil:
+				// kubernetes.default.svc names the API server as surely
+				// as its address does.
+				addrs, _ := resolve(t.Host)
+				for _, a := range addrs {
+					out = append(out, netip.PrefixFrom(a, a.BitLen()))
+				}
 			}
 		}
 	}

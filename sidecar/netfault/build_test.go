@@ -24,6 +24,8 @@ func testOptions() Options {
 			switch host {
 			case "postgres.db.svc":
 				return []netip.Addr{netip.MustParseAddr("10.1.0.12"), netip.MustParseAddr("10.1.0.11")}, nil
+			case "kubernetes.default.svc":
+				return []netip.Addr{netip.MustParseAddr("10.96.0.1")}, nil
 			case "v6only.svc":
 				return []netip.Addr{netip.MustParseAddr("fd00::1")}, nil
 			}
