@@ -67,7 +67,10 @@ type netDriver struct {
 
 func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt netfault.Exemptions) *netDriver {
 	caps := netfault.Probe(ctx, runner)
+	backend, why := netfault.DetectBackend(ctx, runner)
+	logf.FromContext(ctx).Info("iptables backend", "backend", backend, "counted", why)
 	return &netDriver{runner: runner, spec: spec, caps: caps, opts: netfault.Options{
+		Backend:   backend,
 		Exempt:    exempt,
 		APIServer: apiServerPrefixes(),
 		Resolve:   resolve,
@@ -124,7 +127,7 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 			}
 		}
 	} else {
-		err = netfault.Remove(ctx, d.runner, d.opts.Interface)
+		err = netfault.Remove(ctx, d.runner, d.opts.Interface, d.opts.Backend)
 		d.stopEngine()
 		d.stopDNS()
 	}

@@ -43,7 +43,7 @@ func TestAFailedApplyLeavesNothingRunning(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	rec := &netfault.Recorder{Fail: map[string]error{"iptables-restore": errors.New("iptables-restore: Permission denied (you must be root)")}}
+	rec := &netfault.Recorder{Fail: map[string]error{"iptables-nft-restore": errors.New("iptables-restore: Permission denied (you must be root)")}}
 	d := newNetDriver(context.Background(), spec, rec, netfault.Exemptions{})
 	d.opts.Interface = "eth0"
 	if _, _, err := d.set(context.Background(), true); err == nil {
@@ -56,7 +56,7 @@ func TestAFailedApplyLeavesNothingRunning(t *testing.T) {
 		t.Error("the delay engine is still running after the failed apply")
 	}
 	calls := strings.Join(rec.Calls, "")
-	if i := strings.LastIndex(calls, "iptables-restore"); i < 0 || !strings.Contains(calls[i:], "$ tc qdisc del") && !strings.Contains(calls[i:], "iptables-save") {
+	if i := strings.LastIndex(calls, "iptables-nft-restore"); i < 0 || !strings.Contains(calls[i:], "$ tc qdisc del") && !strings.Contains(calls[i:], "iptables-nft-save") {
 		t.Errorf("no clean-up after the failed apply:\n%s", calls)
 	}
 	// The queue was let go: a retry can bind it again.

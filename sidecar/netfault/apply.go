@@ -47,7 +47,7 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 			return err
 		}
 	}
-	saved, err := r.Run(ctx, nil, "iptables-save")
+	saved, err := r.Run(ctx, nil, plan.Backend.Save())
 	if err != nil {
 		return fmt.Errorf("reading rules: %w", err)
 	}
@@ -59,7 +59,7 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 	} else {
 		writeRemoval(&b, tables[2].name, tables[2].hooks, section(string(saved), "mangle"))
 	}
-	if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
+	if _, err := r.Run(ctx, []byte(b.String()), plan.Backend.Restore(), "-w", "5", "--noflush"); err != nil {
 		return fmt.Errorf("applying rules: %w", err)
 	}
 	return applyShaping(ctx, r, plan)
@@ -122,22 +122,32 @@ func section(save, table string) string {
 
 // Remove deletes every jump, chain, qdisc and device faultline owns, leaving
 // everything else as it was. Removing nothing is not an error. iface is the
-// shaped interface ("" when there is none).
-func Remove(ctx context.Context, r Runner, iface string) error {
+// shaped interface ("" when there is none). backends are where to look;
+// none means both (clean-up after a crash, whatever backend that run used;
+// a backend whose tools are missing has nothing of faultline's).
+func Remove(ctx context.Context, r Runner, iface string, backends ...Backend) error {
 	if err := removeShaping(ctx, r, iface); err != nil {
 		return err
 	}
-	saved, err := r.Run(ctx, nil, "iptables-save")
-	if err != nil {
-		return fmt.Errorf("reading rules: %w", err)
+	if len(backends) == 0 {
+		backends = []Backend{NFT, Legacy}
 	}
-	var b strings.Builder
-	for _, t := range tables {
-		writeRemoval(&b, t.name, t.hooks, section(string(saved), t.name))
-	}
-	if b.Len() > 0 {
-		if _, err := r.Run(ctx, []byte(b.String()), "iptables-restore", "-w", "5", "--noflush"); err != nil {
-			return fmt.Errorf("removing rules: %w", err)
+	for _, be := range backends {
+		saved, err := r.Run(ctx, nil, be.Save())
+		if err != nil {
+			if be == Legacy && len(backends) > 1 {
+				continue
+			}
+			return fmt.Errorf("reading rules: %w", err)
+		}
+		var b strings.Builder
+		for _, t := range tables {
+			writeRemoval(&b, t.name, t.hooks, section(string(saved), t.name))
+		}
+		if b.Len() > 0 {
+			if _, err := r.Run(ctx, []byte(b.String()), be.Restore(), "-w", "5", "--noflush"); err != nil {
+				return fmt.Errorf("removing rules: %w", err)
+			}
 		}
 	}
 	if sw, ok := r.(Switch); ok {

@@ -36,6 +36,8 @@ type Capabilities struct {
 
 // Options are what the builder needs besides the spec.
 type Options struct {
+	// Backend is the iptables backend to write (DetectBackend); "" is nft.
+	Backend Backend
 	// Exempt is the pod's traffic that no fault touches.
 	Exempt Exemptions
 	// APIServer addresses are exempt unless a rule names them.
@@ -72,6 +74,8 @@ type Plan struct {
 	// AliveTTL is how long the faults outlive the last keep-alive when the
 	// Runner is a Switch; 0 means DefaultTTL.
 	AliveTTL time.Duration
+	// Backend is where the rules go (Options.Backend).
+	Backend Backend
 	// Refused lists faults this kernel or agent cannot apply, with why.
 	Refused []string
 	// Unresolved lists rules left out because a host in their to or except
@@ -98,7 +102,7 @@ type match struct {
 // Build turns the spec's network rules into a plan. It is pure: the same
 // inputs give the same payload byte for byte (golden-tested).
 func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
-	var p Plan
+	p := Plan{Backend: o.Backend}
 	var out, in []string
 	// Exemptions first: a RETURN ends faultline's chain for that packet.
 	ex := o.Exempt

@@ -123,7 +123,7 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const save = "iptables-save"
+	const save = "iptables-nft-save"
 	nat := "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
 	clean := "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:OTHER - [0:0]\n-A INPUT -j OTHER\nCOMMIT\n" + nat
 	const gate = "-m set --match-set faultline-alive dst "

@@ -330,6 +330,55 @@ func TestEgressLossAndPartitionStopWhatGoesOut(t *testing.T) {
 	}
 }
 
+// A namespace whose rules are in the legacy backend (an istio-init or CNI
+// built on iptables-legacy): faultline detects it, writes its rules there,
+// first in the chain before the other owner's ACCEPT, and the fault applies;
+// clean-up finds them whatever backend holds them.
+func TestTheLegacyBackendIsDetectedAndUsed(t *testing.T) {
+	n := newNetns(t)
+	n.serve(t, 5432, 8080)
+	ctx := context.Background()
+	for _, chain := range []string{"OUTPUT", "INPUT"} {
+		if _, err := n.runner.Run(ctx, nil, "iptables-legacy", "-A", chain, "-j", "ACCEPT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backend, why := DetectBackend(ctx, n.runner)
+	if backend != Legacy {
+		t.Fatalf("backend %s (%s), want legacy", backend, why)
+	}
+	spec, _ := v1alpha1.ParseFaultSpec(fmt.Sprintf("network: [{partition: true, to: ['%s:5432']}]", n.peerIP), nil)
+	plan, err := Build(spec, Options{Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, n.runner, plan); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := n.runner.Run(ctx, nil, "iptables-legacy", "-S", "OUTPUT")
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 3 || !strings.Contains(lines[1], "FAULTLINE-OUTPUT") || !strings.Contains(lines[2], "-j ACCEPT") {
+		t.Errorf("want faultline's jump first in legacy OUTPUT, before the other owner's ACCEPT:\n%s", out)
+	}
+	if nft, _ := n.runner.Run(ctx, nil, NFT.Save()); strings.Contains(string(nft), "FAULTLINE") {
+		t.Errorf("rules written to nft as well:\n%s", nft)
+	}
+	ep := func(port int) string { return net.JoinHostPort(n.peerIP, strconv.Itoa(port)) }
+	if got := n.fromPod(t, "connect", ep(5432)); got != "timeout" {
+		t.Errorf("connect to the partitioned port = %s, want timeout", got)
+	}
+	if got := n.fromPod(t, "connect", ep(8080)); got != "ok" {
+		t.Errorf("connect to another port = %s, want ok", got)
+	}
+	t.Logf("counted %s -> %s; faultline's jump first in legacy OUTPUT, partition applied", why, backend)
+	if err := Remove(ctx, n.runner, ""); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := n.runner.Run(ctx, nil, Legacy.Save()); strings.Contains(string(out), "FAULTLINE") || !strings.Contains(string(out), "-A OUTPUT -j ACCEPT") {
+		t.Errorf("after remove, want only the other owner's rules:\n%s", out)
+	}
+}
+
 // A probe port is usually the app's own port: only the kubelet's probes
 // (from the node's address or the pod's gateway) skip the faults on it,
 // every other client gets them. A real node showed the difference: with the
