@@ -261,6 +261,13 @@ func conflicts(pod *corev1.PodSpec, cfg Config) *policy.Reason {
 			return conflict("pod already has a volume named %s", v.Name)
 		}
 	}
+	// A classic sidecar is an ordinary container that runs until the pod
+	// stops: in a pod meant to run to completion (a Job's) it would keep
+	// the pod, and the Job, from ever finishing. Native sidecars stop with
+	// the app.
+	if cfg.SidecarMode == SidecarClassic && pod.RestartPolicy != "" && pod.RestartPolicy != corev1.RestartPolicyAlways {
+		return conflict("restartPolicy %s: the pod runs to completion (a Job), and a classic sidecar never exits, so it would never complete; use the native sidecar mode (Kubernetes >= 1.29)", pod.RestartPolicy)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,7 +18,7 @@ import (
 	"github.com/faultline-dev/faultline/webhook/workload"
 )
 
-const usage = `usage: faultline inject -f FILE [--policies DIR | --allow-all] [--sidecar native|classic] [--agent-image IMAGE] [--namespace NS] | faultline explain -f FILE [--policies DIR] | faultline validate -f FILE  (FILE may hold several YAML documents; "-" reads stdin)`
+const usage = `usage: faultline inject -f FILE [--policies DIR | --allow-all] [--sidecar native|classic] [--agent-image IMAGE] [--namespace NS] | faultline explain -f FILE [--policies DIR | --allow-all] | faultline validate -f FILE  (FILE may hold several YAML documents; "-" reads stdin)`
 
 // errBadInput makes main exit 2.
 var errBadInput = errors.New("bad input")
@@ -49,9 +50,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var mode, policiesDir string
 	if cmd == "inject" || cmd == "explain" {
 		fs.StringVar(&policiesDir, "policies", "", "directory of ChaosPolicy YAML to decide with")
+		// explain's "no policy" answer suggests it, so explain takes it too.
+		fs.BoolVar(&allowAll, "allow-all", false, "preview as if a ChaosPolicy allowed every requested fault")
 	}
 	if cmd == "inject" {
-		fs.BoolVar(&allowAll, "allow-all", false, "preview as if a ChaosPolicy allowed every requested fault")
 		fs.StringVar(&mode, "sidecar", string(webhook.SidecarNative), "native or classic")
 		fs.StringVar(&cfg.AgentImage, "agent-image", cfg.AgentImage, "agent image")
 	} else if cmd == "-h" || cmd == "--help" || cmd == "help" {
@@ -70,6 +72,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *file == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "faultline %s: -f FILE is required and takes no other arguments; %s\n", cmd, usage)
+		return errBadInput
+	}
+	if allowAll && policiesDir != "" {
+		fmt.Fprintf(stderr, "faultline %s: --policies and --allow-all exclude each other: decide with the policies, or preview as if one allowed everything\n", cmd)
 		return errBadInput
 	}
 	cfg.SidecarMode = webhook.SidecarMode(mode)
@@ -106,6 +112,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "faultline %s: %s: %v\n", cmd, *file, err)
 		return errBadInput
 	}
+	if len(objs) == 0 {
+		fmt.Fprintf(stderr, "faultline %s: %s: no objects in the input\n", cmd, *file)
+		return errBadInput
+	}
 
 	problems := workload.Validate(objs)
 	for _, p := range problems {
@@ -119,13 +129,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 
-	out := stdout
-	if cmd == "explain" {
-		out = io.Discard
-	}
-	outcomes, err := kubeinject.Inject(ctx, objs, kubeinject.Options{Config: cfg, AllowAll: allowAll, Policies: policies}, out)
+	// Nothing reaches stdout unless the whole input is good: with a bad
+	// annotation, `faultline inject | kubectl apply -f -` without pipefail
+	// would otherwise apply it.
+	var out bytes.Buffer
+	outcomes, err := kubeinject.Inject(ctx, objs, kubeinject.Options{Config: cfg, AllowAll: allowAll, Policies: policies}, &out)
 	if err != nil {
 		return err
+	}
+	if cmd == "inject" && len(problems) == 0 {
+		if _, err := stdout.Write(out.Bytes()); err != nil {
+			return err
+		}
 	}
 	if cmd == "explain" {
 		stderr = stdout // explain's answer is its output

@@ -1,6 +1,7 @@
 package kubeinject
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,7 +46,8 @@ type Outcome struct {
 // and returns one outcome per object with a pod template.
 func Inject(ctx context.Context, objs []*workload.Object, opts Options, out io.Writer) ([]Outcome, error) {
 	policies := append([]v1alpha1.ChaosPolicy{}, opts.Policies...)
-	for _, o := range objs {
+	all := workload.All(objs)
+	for _, o := range all {
 		if o.Kind == "ChaosPolicy" {
 			var p v1alpha1.ChaosPolicy
 			if err := json.Unmarshal(o.JSON, &p); err != nil {
@@ -62,7 +64,7 @@ func Inject(ctx context.Context, objs []*workload.Object, opts Options, out io.W
 		limiter = &policy.Policies{Source: policy.StaticPolicies(policies), Now: opts.Now}
 	}
 	profiles := inputProfiles{}
-	for _, o := range objs {
+	for _, o := range all {
 		if o.Kind == "FaultProfile" {
 			var p v1alpha1.FaultProfile
 			if err := json.Unmarshal(o.JSON, &p); err != nil {
@@ -73,22 +75,41 @@ func Inject(ctx context.Context, objs []*workload.Object, opts Options, out io.W
 	}
 	engine := &policy.Engine{Safety: policy.Safety{OwnNamespace: opts.OwnNamespace}, Limiter: limiter, Profiles: profiles}
 	namespaces := map[string]map[string]string{}
-	for _, o := range objs {
+	for _, o := range all {
 		if o.Kind == "Namespace" {
 			namespaces[o.Name] = o.Labels
 		}
 	}
 	injector := webhook.NewInjector(opts.Config)
 	var outcomes []Outcome
+	// inject returns o's JSON, injected where the decision allows.
+	inject := func(o *workload.Object) ([]byte, error) {
+		if o.Template == nil {
+			return o.JSON, nil
+		}
+		oc, patched, err := injectOne(ctx, engine, injector, o, namespaces)
+		if err != nil {
+			return nil, err
+		}
+		outcomes = append(outcomes, oc)
+		return patched, nil
+	}
 	for i, o := range objs {
-		js := o.JSON
-		if o.Template != nil {
-			oc, patched, err := injectOne(ctx, engine, injector, o, namespaces)
-			if err != nil {
-				return outcomes, err
+		js, err := inject(o)
+		if err != nil {
+			return outcomes, err
+		}
+		if o.Kind == "List" {
+			// The List stays a List, its items injected in place.
+			items := make([]json.RawMessage, len(o.Items))
+			for j, item := range o.Items {
+				if items[j], err = inject(item); err != nil {
+					return outcomes, err
+				}
 			}
-			outcomes = append(outcomes, oc)
-			js = patched
+			if js, err = withItems(o.JSON, items); err != nil {
+				return outcomes, fmt.Errorf("%s: %w", o.ID(), err)
+			}
 		}
 		y, err := yaml.JSONToYAML(js)
 		if err != nil {
@@ -148,11 +169,29 @@ func injectOne(ctx context.Context, engine *policy.Engine, injector *webhook.Inj
 	return oc, patched, nil
 }
 
+// withItems is the List js with its items replaced, every other field as it was.
+func withItems(js []byte, items []json.RawMessage) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(items)
+	if err != nil {
+		return nil, err
+	}
+	doc["items"] = b
+	return json.Marshal(doc)
+}
+
 // ensureMetadata adds an empty metadata object at prefix when it is missing,
 // which the API server would default but a manifest need not spell out.
+// Numbers keep their digits (decoded as json.Number, not float64:
+// 9007199254740993 must not become ...992).
 func ensureMetadata(js []byte, prefix string) ([]byte, error) {
 	var doc map[string]any
-	if err := json.Unmarshal(js, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
 		return nil, err
 	}
 	cur := doc

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
@@ -34,6 +35,21 @@ type Object struct {
 	Prefix string
 	// Labels of the object, used when it is a Namespace.
 	Labels map[string]string
+	// Items are the objects of a List (what `kubectl get -o yaml` writes).
+	Items []*Object
+}
+
+// All is objs with the items of every List in their place.
+func All(objs []*Object) []*Object {
+	var out []*Object
+	for _, o := range objs {
+		if o.Kind == "List" {
+			out = append(out, o.Items...)
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // ID names the object the way kubectl does in messages.
@@ -72,10 +88,13 @@ func Read(r io.Reader, defaultNamespace string) ([]*Object, error) {
 	}
 }
 
+// stripComments leaves what is neither a comment nor a document marker:
+// empty when the document holds nothing (repeated separators, a comment-only
+// header), which kubectl skips and so does Read.
 func stripComments(doc []byte) []byte {
 	var out [][]byte
 	for _, line := range bytes.Split(doc, []byte("\n")) {
-		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) && !bytes.Equal(t, []byte("...")) {
 			out = append(out, line)
 		}
 	}
@@ -86,12 +105,27 @@ func ParseObject(js []byte, defaultNamespace string) (*Object, error) {
 	var head struct {
 		Kind     string            `json:"kind"`
 		Metadata metav1.ObjectMeta `json:"metadata"`
+		Items    []json.RawMessage `json:"items"`
 	}
-	if err := json.Unmarshal(js, &head); err != nil {
+	if err := unmarshal(js, &head); err != nil {
 		return nil, fmt.Errorf("not a Kubernetes object: %w", err)
 	}
 	if head.Kind == "" {
 		return nil, fmt.Errorf("not a Kubernetes object: kind is missing")
+	}
+	if head.Kind == "List" {
+		o := &Object{JSON: js, Kind: "List", Name: "(list)"}
+		for i, raw := range head.Items {
+			item, err := ParseObject(raw, defaultNamespace)
+			if err != nil {
+				return nil, fmt.Errorf("List items[%d]: %w", i, err)
+			}
+			if item.Kind == "List" {
+				return nil, fmt.Errorf("List items[%d]: a List inside a List", i)
+			}
+			o.Items = append(o.Items, item)
+		}
+		return o, nil
 	}
 	o := &Object{JSON: js, Kind: head.Kind, Name: head.Metadata.Name, Namespace: head.Metadata.Namespace, Labels: head.Metadata.Labels}
 	if o.Name == "" {
@@ -119,6 +153,14 @@ func ParseObject(js []byte, defaultNamespace string) (*Object, error) {
 	case "ReplicaSet":
 		o.Template, err = template(js, func(r *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &r.Spec.Template })
 		o.Prefix = tmpl
+	case "ReplicationController":
+		o.Template, err = template(js, func(r *corev1.ReplicationController) *corev1.PodTemplateSpec {
+			if r.Spec.Template == nil {
+				return nil
+			}
+			return r.Spec.Template
+		})
+		o.Prefix = tmpl
 	case "Job":
 		o.Template, err = template(js, func(j *batchv1.Job) *corev1.PodTemplateSpec { return &j.Spec.Template })
 		o.Prefix = tmpl
@@ -135,10 +177,17 @@ func ParseObject(js []byte, defaultNamespace string) (*Object, error) {
 // template decodes js as a T and returns its pod template.
 func template[T any](js []byte, get func(*T) *corev1.PodTemplateSpec) (*corev1.PodTemplateSpec, error) {
 	var obj T
-	if err := json.Unmarshal(js, &obj); err != nil {
+	if err := unmarshal(js, &obj); err != nil {
 		return nil, err
 	}
 	return get(&obj), nil
+}
+
+// unmarshal decodes as the API server and kubectl do: field names are
+// case-sensitive (encoding/json would read `metAdAtA:` as metadata, and the
+// injection would then fail on the original), numbers keep their value.
+func unmarshal(js []byte, into any) error {
+	return sigsjson.UnmarshalCaseSensitivePreserveInts(js, into)
 }
 
 // ReadPolicies reads every ChaosPolicy document from the .yaml, .yml and

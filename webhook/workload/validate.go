@@ -20,7 +20,7 @@ func (p Problem) String() string { return p.Object.ID() + ": " + p.Err.Error() }
 // and returns one problem per bad value.
 func Validate(objs []*Object) []Problem {
 	var problems []Problem
-	for _, o := range objs {
+	for _, o := range All(objs) {
 		if o.Template == nil {
 			continue
 		}
