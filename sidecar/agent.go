@@ -286,7 +286,7 @@ func (a *Agent) tick(ctx context.Context, n int) {
 		if held {
 			applied = append(applied, a.net.plan.Active...)
 		}
-		for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth", "dns"} {
+		for _, k := range netfault.FaultKinds {
 			a.active.WithLabelValues(k).Set(boolGauge(held && slices.Contains(a.net.plan.Active, k)))
 		}
 		refused = a.net.plan.Refused

@@ -166,7 +166,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 		p.RestoreMangle = dnsRules()
 		kinds["dns"] = true
 	}
-	for _, k := range []string{"delay", "partition", "reset", "loss", "bandwidth", "dns"} {
+	for _, k := range FaultKinds {
 		if kinds[k] {
 			p.Active = append(p.Active, k)
 		}
@@ -190,28 +190,29 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 	where := fmt.Sprintf("network[%d]", i)
 	refuse := func(field, why string) { refused = append(refused, where+"."+field+": "+why) }
 	var delay *DelayRule
-	if r.Delay != "" {
+	if r.Delay != "" || r.Corrupt != "" {
 		// The NFQUEUE engine is used on every kernel, netem or not: one
-		// delay path, tested here (this machine's kernel has no netem).
+		// path for delay, jitter shapes, correlation, reorder and corrupt,
+		// tested here (this machine's kernel has no netem).
 		switch {
 		case !o.Caps.NFQueue:
-			refuse("delay", "this kernel has no NFQUEUE support for the delay engine")
+			for field, v := range map[string]string{"delay": r.Delay, "corrupt": r.Corrupt, "reorder": r.Reorder} {
+				if v != "" {
+					refuse(field, "this kernel has no NFQUEUE support for the delay engine")
+				}
+			}
 		default:
-			d, _ := v1alpha1.ParseDuration(r.Delay) // validated already
-			var j time.Duration
-			if r.Jitter != "" {
-				j, _ = v1alpha1.ParseDuration(r.Jitter)
-			}
-			delay = &DelayRule{Queue: uint16(QueueBase + i), Delay: d, Jitter: j}
-			if r.Correlation != "" {
-				refuse("correlation", "needs sch_netem; the delay engine draws jitter independently")
-			}
+			delay = &DelayRule{Queue: uint16(QueueBase + i), Dist: r.Distribution}
+			delay.Delay, _ = v1alpha1.ParseDuration(r.Delay) // validated already
+			delay.Jitter, _ = v1alpha1.ParseDuration(r.Jitter)
+			delay.Correlation, _ = v1alpha1.ParsePercent(r.Correlation)
+			delay.Reorder, _ = v1alpha1.ParsePercent(r.Reorder)
+			delay.Corrupt, _ = v1alpha1.ParsePercent(r.Corrupt)
 		}
 	}
-	for field, v := range map[string]string{"duplicate": r.Duplicate, "corrupt": r.Corrupt, "reorder": r.Reorder} {
-		if v != "" {
-			refuse(field, "needs sch_netem"+map[bool]string{true: ", and faultline's netem layout is not built yet", false: ", which this kernel lacks"}[o.Caps.Netem])
-		}
+	if r.Duplicate != "" {
+		// A queue verdict cannot send a packet twice.
+		refuse("duplicate", "needs sch_netem"+map[bool]string{true: ", and faultline's netem layout is not built yet", false: ", which this kernel lacks; the delay engine cannot duplicate packets"}[o.Caps.Netem])
 	}
 	slices.Sort(refused)
 	if !r.Partition && !r.Reset && r.Loss == "" && delay == nil {
@@ -347,7 +348,8 @@ func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool)
 		}
 	}
 	if delay != nil {
-		kinds["delay"] = true
+		kinds["delay"] = kinds["delay"] || delay.Delay > 0
+		kinds["corrupt"] = kinds["corrupt"] || delay.Corrupt > 0
 		// Queue what comes back from the target (egress) or what the peer
 		// sends us (ingress): the round trip grows by the delay, and
 		// --queue-bypass lets traffic through if the agent is gone.
@@ -500,6 +502,9 @@ func sortedPorts(p []int32) []int32 {
 	slices.Sort(s)
 	return slices.Compact(s)
 }
+
+// FaultKinds are the kinds of network fault a plan can make active.
+var FaultKinds = []string{"delay", "partition", "reset", "loss", "corrupt", "bandwidth", "dns"}
 
 // dnsRules queue the pod's UDP DNS queries to the agent (dnsfault), with
 // --queue-bypass: with no agent reading, queries pass. Queries the agent

@@ -64,7 +64,8 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			var b strings.Builder
 			fmt.Fprintf(&b, "# active: %v\n", plan.Active)
 			for _, d := range plan.Delays {
-				fmt.Fprintf(&b, "# engine queue %d: delay %s, jitter %s, drop %g\n", d.Queue, d.Delay, d.Jitter, d.Drop)
+				fmt.Fprintf(&b, "# engine queue %d: delay %s, jitter %s %s, correlation %g, reorder %g, corrupt %g, drop %g\n",
+					d.Queue, d.Delay, d.Jitter, d.Dist, d.Correlation, d.Reorder, d.Corrupt, d.Drop)
 			}
 			for _, r := range plan.Refused {
 				fmt.Fprintf(&b, "# refused: %s\n", r)

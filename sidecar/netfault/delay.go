@@ -34,6 +34,14 @@ type DelayRule struct {
 	Delay  time.Duration
 	Jitter time.Duration
 	Drop   float64
+	// Dist shapes the jitter: "" or uniform, normal, pareto, paretonormal.
+	Dist string
+	// Correlation ties each jitter draw to the previous one (0..1).
+	Correlation float64
+	// Reorder sends this share of packets at once, ahead of held ones.
+	Reorder float64
+	// Corrupt flips one bit past the IP header in this share of packets.
+	Corrupt float64
 }
 
 // DelayEngine runs one queue per rule.
@@ -42,6 +50,8 @@ type DelayEngine struct {
 	Delayed atomic.Uint64
 	// Dropped counts packets an egress loss or partition queue dropped.
 	Dropped atomic.Uint64
+	// Corrupted counts packets sent with a flipped bit.
+	Corrupted atomic.Uint64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -96,6 +106,16 @@ func (q *delayQueue) drain() {
 type held struct {
 	id      uint32
 	release time.Time
+	pkt     []byte // the packet to send instead (corrupted), or nil
+}
+
+// accept lets a packet go, rewritten when pkt is set.
+func accept(nf *nfqueue.Nfqueue, id uint32, pkt []byte) {
+	if pkt != nil {
+		_ = nf.SetVerdictModPacket(id, nfqueue.NfAccept, pkt)
+		return
+	}
+	_ = nf.SetVerdict(id, nfqueue.NfAccept)
 }
 
 type heldHeap []held
@@ -131,9 +151,9 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 	nf, err := nfqueue.Open(&nfqueue.Config{
 		NfQueue:      r.Queue,
 		NetNS:        netnsFD,
-		MaxPacketLen: 0,
+		MaxPacketLen: copyLen(r),
 		MaxQueueLen:  16384,
-		Copymode:     nfqueue.NfQnlCopyMeta,
+		Copymode:     copyMode(r),
 		// Fail open: when the queue is full the kernel accepts rather
 		// than drops, so the engine can add delay but never loss.
 		Flags:        nfqueue.NfQaCfgFlagFailOpen,
@@ -153,13 +173,19 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 	}
 	q := &delayQueue{rule: r, nf: nf, in: make(chan held, 16384)}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(r.Queue)))
+	jitter := newJitter(r, rng)
 	hook := func(a nfqueue.Attribute) int {
 		if a.PacketID == nil {
 			return 0
 		}
-		d := r.Delay
-		if r.Jitter > 0 {
-			d += time.Duration(rng.Int64N(int64(2*r.Jitter))) - r.Jitter
+		d := r.Delay + jitter()
+		if d < 0 || r.Reorder > 0 && rng.Float64() < r.Reorder {
+			d = 0 // reordered: out at once, ahead of the held ones
+		}
+		var pkt []byte
+		if r.Corrupt > 0 && a.Payload != nil && rng.Float64() < r.Corrupt {
+			pkt = corrupt(*a.Payload, rng)
+			e.Corrupted.Add(1)
 		}
 		// Count from when the kernel queued the packet, when it says, so
 		// the time spent reaching the agent is part of the delay, not extra.
@@ -173,17 +199,17 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 			e.Dropped.Add(1)
 			return 0
 		}
-		if r.Delay == 0 {
-			_ = nf.SetVerdict(*a.PacketID, nfqueue.NfAccept)
+		if d == 0 {
+			accept(nf, *a.PacketID, pkt)
 			return 0
 		}
 		q.mu.RLock()
 		defer q.mu.RUnlock()
 		if q.stopping {
-			_ = nf.SetVerdict(*a.PacketID, nfqueue.NfAccept)
+			accept(nf, *a.PacketID, pkt)
 			return 0
 		}
-		q.in <- held{id: *a.PacketID, release: base.Add(d)}
+		q.in <- held{id: *a.PacketID, release: base.Add(d), pkt: pkt}
 		return 0
 	}
 	// The reader has a context of its own: when it ends, the library
@@ -221,7 +247,7 @@ func (q *delayQueue) release(ctx context.Context, e *DelayEngine) {
 		now := time.Now()
 		for h.Len() > 0 && !h[0].release.After(now.Add(early)) {
 			p := heap.Pop(&h).(held)
-			_ = q.nf.SetVerdict(p.id, nfqueue.NfAccept)
+			accept(q.nf, p.id, p.pkt)
 			e.Delayed.Add(1)
 			// How late the verdict landed, had we not woken early; the
 			// verdict's own system call is part of it.
@@ -235,13 +261,14 @@ func (q *delayQueue) release(ctx context.Context, e *DelayEngine) {
 		select {
 		case <-ctx.Done():
 			for h.Len() > 0 {
-				_ = q.nf.SetVerdict(heap.Pop(&h).(held).id, nfqueue.NfAccept)
+				p := heap.Pop(&h).(held)
+				accept(q.nf, p.id, p.pkt)
 			}
 			// Stop set stopping before cancelling: nothing more comes in.
 			for {
 				select {
 				case p := <-q.in:
-					_ = q.nf.SetVerdict(p.id, nfqueue.NfAccept)
+					accept(q.nf, p.id, p.pkt)
 				default:
 					return
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -147,6 +148,10 @@ func (n *netns) apply(t *testing.T, specYAML string, exempt ...int32) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Nobody keeps these faults alive (the agent would, every second): give
+	// them longer than any test takes. TestFaultsStopWhenNobodyKeepsThemAlive
+	// is about the switch itself.
+	plan.AliveTTL = 10 * time.Minute
 	if n.engine != nil {
 		n.engine.Stop()
 		n.engine = nil
@@ -178,6 +183,7 @@ func (n *netns) delayPlan(t *testing.T, delay string, port int) (Plan, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	plan.AliveTTL = 10 * time.Minute // nobody keeps it alive here
 	nsf, err := os.Open("/var/run/netns/" + n.pod)
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +285,83 @@ func TestFaultsStopWhenNobodyKeepsThemAlive(t *testing.T) {
 	if out, _ := n.runner.Run(context.Background(), nil, "iptables-save"); strings.Contains(string(out), "FAULTLINE") || strings.Contains(string(out), AliveSet) {
 		t.Errorf("left after remove:\n%s", out)
 	}
+}
+
+// What netem offers, without netem, in the delay engine: jitter shapes,
+// correlation, reorder and corrupt, each measured against the request over
+// 400 real round trips.
+func TestTheEngineShapesJitterReordersAndCorrupts(t *testing.T) {
+	n := newNetns(t)
+	n.serve(t, 7000)
+	samples := func(spec string) (rtt []float64, lost, bad int) {
+		t.Helper()
+		n.apply(t, fmt.Sprintf("network: [{%s, to: ['%s:7000/udp']}]", spec, n.peerIP))
+		for _, f := range strings.Fields(n.fromPod(t, "udp-samples", net.JoinHostPort(n.peerIP, "7000"))) {
+			v, _ := strconv.ParseFloat(f, 64)
+			switch v {
+			case -1:
+				lost++
+			case -2:
+				bad++
+			default:
+				rtt = append(rtt, v/1000)
+			}
+		}
+		return rtt, lost, bad
+	}
+	stats := func(xs []float64) (mean, sd, lag1 float64) {
+		for _, x := range xs {
+			mean += x
+		}
+		mean /= float64(len(xs))
+		var cov float64
+		for i, x := range xs {
+			sd += (x - mean) * (x - mean)
+			if i > 0 {
+				cov += (x - mean) * (xs[i-1] - mean)
+			}
+		}
+		return mean, math.Sqrt(sd / float64(len(xs))), cov / sd
+	}
+	t.Run("normal jitter has the requested spread around the delay", func(t *testing.T) {
+		rtt, _, _ := samples("delay: 20ms, jitter: 5ms, distribution: normal")
+		mean, sd, lag := stats(rtt)
+		t.Logf("delay 20ms, jitter 5ms normal: mean %.2fms, sd %.2fms, lag-1 correlation %.2f over %d", mean, sd, lag, len(rtt))
+		if math.Abs(mean-20) > 1.5 || sd < 4 || sd > 6 {
+			t.Errorf("mean %.2fms sd %.2fms, want 20 ± 1.5 and 5 ± 1", mean, sd)
+		}
+	})
+	t.Run("correlation ties each delay to the one before", func(t *testing.T) {
+		rtt, _, _ := samples("delay: 20ms, jitter: 8ms, correlation: 75%")
+		_, _, lag := stats(rtt)
+		t.Logf("correlation 75%%: lag-1 correlation of the RTTs %.2f", lag)
+		if lag < 0.4 {
+			t.Errorf("lag-1 correlation %.2f, want clearly positive (≥ 0.4) for 75%%", lag)
+		}
+	})
+	t.Run("reorder sends its share without the delay", func(t *testing.T) {
+		rtt, _, _ := samples("delay: 20ms, reorder: 25%")
+		fast := 0
+		for _, r := range rtt {
+			if r < 10 {
+				fast++
+			}
+		}
+		share := float64(fast) / float64(len(rtt))
+		t.Logf("reorder 25%%: %.1f%% of %d round trips skipped the 20ms delay", 100*share, len(rtt))
+		// σ at 25% over 400 is 2.2 points: ±8 is over 3σ.
+		if share < 0.17 || share > 0.33 {
+			t.Errorf("reordered share %.1f%%, want 25 ± 8", 100*share)
+		}
+	})
+	t.Run("corrupt damages its share of packets", func(t *testing.T) {
+		_, lost, bad := samples("corrupt: 10%")
+		share := float64(lost+bad) / 400
+		t.Logf("corrupt 10%%: %d of 400 replies damaged (%d dropped by the UDP checksum, %d delivered altered): %.1f%%; engine corrupted %d", lost+bad, lost, bad, 100*share, n.engine.Corrupted.Load())
+		if share < 0.05 || share > 0.15 {
+			t.Errorf("damaged share %.1f%%, want 10 ± 5", 100*share)
+		}
+	})
 }
 
 // Egress faults stop what the pod sends, not only what comes back, and
@@ -631,6 +714,57 @@ func helper(mode string, args []string) int {
 				return 0
 			}
 		}
+	case "udp-samples":
+		// 400 sequential round trips: each RTT in µs, -1 when lost, -2
+		// when the reply differs from what was sent.
+		c, err := net.Dial("udp", arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		raw, err := c.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			return 1
+		}
+		buf := make([]byte, 256)
+		var out []string
+		for i := 0; i < 400; i++ {
+			msg := []byte(fmt.Sprintf("sample-%04d-%s", i, strings.Repeat("x", 64)))
+			start := time.Now()
+			_, _ = c.Write(msg)
+			n := -1
+			for n < 0 && time.Since(start) < 300*time.Millisecond {
+				_ = raw.Read(func(fd uintptr) bool {
+					k, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+					if err == nil {
+						n = k
+					}
+					return true
+				})
+			}
+			switch {
+			case n < 0:
+				out = append(out, "-1")
+			case string(buf[:n]) != string(msg):
+				out = append(out, "-2")
+			default:
+				out = append(out, strconv.FormatInt(time.Since(start).Microseconds(), 10))
+			}
+			time.Sleep(2 * time.Millisecond) // let a late reply drain
+			for {
+				got := false
+				_ = raw.Read(func(fd uintptr) bool {
+					_, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+					got = err == nil
+					return true
+				})
+				if !got {
+					break
+				}
+			}
+		}
+		fmt.Println(strings.Join(out, " "))
+		return 0
 	case "udp-rtt":
 		c, err := net.Dial("udp", arg)
 		if err != nil {

@@ -35,16 +35,25 @@ type NetworkRule struct {
 	// Jitter around Delay, e.g. "20ms"; needs delay.
 	// +optional
 	Jitter string `json:"jitter,omitempty"`
-	// Correlation of successive delay/loss values, e.g. "25%".
+	// Correlation of successive delay values, e.g. "25%".
 	// +optional
 	Correlation string `json:"correlation,omitempty"`
+	// Distribution of the jitter: uniform (default), normal, pareto or
+	// paretonormal, as netem's tables; needs jitter.
+	// +optional
+	// +kubebuilder:validation:Enum=uniform;normal;pareto;paretonormal
+	Distribution string `json:"distribution,omitempty"`
 	// Loss is the probability of dropping a matching packet, e.g. "5%".
 	// +optional
 	Loss string `json:"loss,omitempty"`
+	// Duplicate delivers this share of matching packets twice (needs netem).
 	// +optional
 	Duplicate string `json:"duplicate,omitempty"`
+	// Corrupt flips one bit in this share of matching packets.
 	// +optional
 	Corrupt string `json:"corrupt,omitempty"`
+	// Reorder sends this share of delayed packets at once, ahead of the
+	// others; needs delay.
 	// +optional
 	Reorder string `json:"reorder,omitempty"`
 	// Bandwidth limits matching traffic, e.g. "1Mbit".

@@ -75,9 +75,24 @@ func (r *NetworkRule) validate(p *field.Path) field.ErrorList {
 		}
 		return percent(v)
 	})
-	for name, v := range map[string]string{"loss": r.Loss, "duplicate": r.Duplicate, "corrupt": r.Corrupt, "reorder": r.Reorder} {
+	for name, v := range map[string]string{"loss": r.Loss, "duplicate": r.Duplicate, "corrupt": r.Corrupt} {
 		check(name, v, percent)
 	}
+	check("reorder", r.Reorder, func(v string) error {
+		if r.Delay == "" {
+			return fmt.Errorf("reorder needs delay: reordered packets are the ones sent without it")
+		}
+		return percent(v)
+	})
+	check("distribution", r.Distribution, func(v string) error {
+		switch {
+		case r.Jitter == "":
+			return fmt.Errorf("distribution needs jitter")
+		case v != "uniform" && v != "normal" && v != "pareto" && v != "paretonormal":
+			return fmt.Errorf("want uniform, normal, pareto or paretonormal")
+		}
+		return nil
+	})
 	check("bandwidth", r.Bandwidth, func(v string) error { _, err := ParseBandwidth(v); return err })
 	switch r.Direction {
 	case "", DirectionEgress, DirectionIngress, DirectionBoth:
