@@ -52,8 +52,8 @@ type DelayEngine struct {
 	Dropped atomic.Uint64
 	// Corrupted counts packets sent with a flipped bit.
 	Corrupted atomic.Uint64
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // StartDelay opens the queues (in the network namespace open on netnsFD, or
