@@ -47,7 +47,8 @@ func NewKernelSwitch(nsPath string) (*KernelSwitch, error) {
 		}
 		defer ns.Close()
 	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+	// Netfilter for the ipset, route for tc and links (TCNetlink).
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}

@@ -104,9 +104,9 @@ func newNetns(t *testing.T) *netns {
 		t.Fatal(err)
 	}
 	t.Cleanup(ks.Close)
-	// As the agent runs: commands in the pod's namespace, jumps gated by
-	// the dead man's switch.
-	n.runner = Gated{Runner: NetnsRunner{NS: n.pod, Runner: Exec{}}, KernelSwitch: ks}
+	// As the agent runs: commands in the pod's namespace, tc through
+	// netlink, jumps gated by the dead man's switch.
+	n.runner = Gated{Runner: NewTCNetlink(NetnsRunner{NS: n.pod, Runner: Exec{}}, ks), KernelSwitch: ks}
 	return n
 }
 

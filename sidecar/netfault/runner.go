@@ -82,9 +82,10 @@ type Gated struct {
 	*KernelSwitch
 }
 
-// HostRunner is what the agent uses in its pod: commands run here, and the
-// jumps are gated by the dead man's switch when the kernel has ipset. ok
-// says whether it does.
+// HostRunner is what the agent uses in its pod: iptables runs here as a
+// process, tc and ip through netlink in-process (TCNetlink), and the jumps
+// are gated by the dead man's switch, when the kernel has ipset. ok says
+// whether it does (without, every command is a process and nothing gates).
 func HostRunner() (r Runner, ok bool) {
 	ks, err := NewKernelSwitch("")
 	if err != nil {
@@ -94,5 +95,5 @@ func HostRunner() (r Runner, ok bool) {
 		ks.Close()
 		return Exec{}, false
 	}
-	return Gated{Runner: Exec{}, KernelSwitch: ks}, true
+	return Gated{Runner: NewTCNetlink(Exec{}, ks), KernelSwitch: ks}, true
 }
