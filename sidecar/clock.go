@@ -15,10 +15,10 @@ import (
 )
 
 // EnvTimeFile names the state file shared with the time shim.
-const EnvTimeFile = "FAULTLINE_TIME_FILE"
+const EnvTimeFile = v1alpha1.EnvTimeFile
 
 // DefaultShimSource is where the agent image keeps the shim.
-const DefaultShimSource = "/usr/lib/faultline/libfaultline-time.so"
+const DefaultShimSource = "/usr/lib/faultline/" + v1alpha1.ShimName
 
 // clockParams turns a validated ClockFault into shim parameters.
 func clockParams(c *v1alpha1.ClockFault) (offset time.Duration, driftPPB int64, err error) {

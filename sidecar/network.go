@@ -21,7 +21,7 @@ import (
 )
 
 // EnvProbePorts lists the kubelet's probe ports (set by the webhook).
-const EnvProbePorts = "FAULTLINE_PROBE_PORTS"
+const EnvProbePorts = v1alpha1.EnvProbePorts
 
 // ParsePorts reads "8080,9090" into ports; bad entries are an error naming them.
 func ParsePorts(s string) ([]int32, error) {

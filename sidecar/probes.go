@@ -6,11 +6,13 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
 // EnvHostIP is the node's address (downward API status.hostIP), set by the
 // webhook: one of the addresses the kubelet's probes come from.
-const EnvHostIP = "FAULTLINE_HOST_IP"
+const EnvHostIP = v1alpha1.EnvHostIP
 
 // ProbeSources are the addresses the kubelet's probes reach the pod from:
 // the node's address and the pod's default gateway (a bridge CNI's node end,

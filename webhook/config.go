@@ -31,10 +31,10 @@ const (
 
 	PodInfoDir   = "/etc/faultline/podinfo"
 	TimeDir      = "/faultline/time"
-	TimeShimPath = TimeDir + "/libfaultline-time.so"
+	TimeShimPath = TimeDir + "/" + v1alpha1.ShimName
 	TimeFilePath = TimeDir + "/state"
 
-	DefaultAgentPort = 19091
+	DefaultAgentPort = v1alpha1.DefaultAgentPort
 )
 
 // Config is everything about injection that the operator chooses.

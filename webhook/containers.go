@@ -15,12 +15,12 @@ import (
 // Environment contract between the injector and faultline-agent.
 const (
 	EnvSpec         = v1alpha1.EnvSpec
-	EnvPodName      = "FAULTLINE_POD_NAME"
-	EnvPodNamespace = "FAULTLINE_POD_NAMESPACE"
-	EnvPodInfoDir   = "FAULTLINE_PODINFO_DIR"
-	EnvProbePorts   = "FAULTLINE_PROBE_PORTS"
-	EnvHostIP       = "FAULTLINE_HOST_IP"
-	EnvTimeFile     = "FAULTLINE_TIME_FILE"
+	EnvPodName      = v1alpha1.EnvPodName
+	EnvPodNamespace = v1alpha1.EnvPodNamespace
+	EnvPodInfoDir   = v1alpha1.EnvPodInfoDir
+	EnvProbePorts   = v1alpha1.EnvProbePorts
+	EnvHostIP       = v1alpha1.EnvHostIP
+	EnvTimeFile     = v1alpha1.EnvTimeFile
 	EnvLDPreload    = "LD_PRELOAD"
 )
 

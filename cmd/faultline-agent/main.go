@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/sidecar"
 	"github.com/faultline-dev/faultline/sidecar/netfault"
 )
@@ -27,9 +29,9 @@ func main() {
 	cmd := os.Args[1]
 	fs := flag.NewFlagSet("faultline-agent "+cmd, flag.ContinueOnError)
 	specFile := fs.String("spec-file", "", "FaultSpec file (YAML or JSON); default: env FAULTLINE_SPEC")
-	listen := fs.String("listen", ":19091", "address for /healthz and /metrics (run); the pod network reaches it")
+	listen := fs.String("listen", ":"+strconv.Itoa(v1alpha1.DefaultAgentPort), "address for /healthz and /metrics (run); the pod network reaches it")
 	statusListen := fs.String("status-listen", "127.0.0.1:19092", "address for /status (run): loopback, it names the fault's targets and the pod's processes")
-	podInfo := fs.String("podinfo-dir", os.Getenv("FAULTLINE_PODINFO_DIR"), "downward API directory holding the pod's annotations")
+	podInfo := fs.String("podinfo-dir", os.Getenv(v1alpha1.EnvPodInfoDir), "downward API directory holding the pod's annotations")
 	timeFile := fs.String("time-file", os.Getenv(sidecar.EnvTimeFile), "time shim state file (clock faults)")
 	shimSrc := fs.String("shim-src", sidecar.DefaultShimSource, "libfaultline-time.so to install (init)")
 	procRoot := fs.String("proc", "/proc", "where the pod's processes are visible, for clock coverage; empty disables")
@@ -96,7 +98,7 @@ func main() {
 		return
 	}
 	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, StatusListen: *statusListen, PodInfoDir: *podInfo,
-		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv("FAULTLINE_POD_NAME"), Exempt: exempt})
+		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv(v1alpha1.EnvPodName), Exempt: exempt})
 	if err != nil {
 		failOpen(ctx, cmd, *listen, *statusListen, err)
 		return

@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
 // ShimName is the file the webhook's LD_PRELOAD points at.
-const ShimName = "libfaultline-time.so"
+const ShimName = v1alpha1.ShimName
 
 // InstallShim copies the shim into dir (the shared volume) atomically, so an
 // app container never maps a half-written library.

@@ -57,11 +57,30 @@ const AgentProblemPrefix = "faultline-agent: faults not applied: "
 // stops the faults it admitted.
 const AnnotationAdmitted = "faultline.dev/admitted"
 
-// The injected containers and the environment variable that carries the
-// admitted spec to the agent. Container env is immutable once the pod
+// The webhook–agent contract: the containers the webhook injects, the
+// environment it gives them and the paths they share. Both sides import
+// these; nothing else spells them. Container env is immutable once the pod
 // exists, so what the agent runs can always be read back from the pod.
 const (
-	EnvSpec            = "FAULTLINE_SPEC"
 	InitContainerName  = "faultline-init"
 	AgentContainerName = "faultline-agent"
+
+	// EnvSpec carries the admitted FaultSpec as JSON.
+	EnvSpec = "FAULTLINE_SPEC"
+	// EnvProbePorts lists the kubelet's probe ports ("8080,9090"), and
+	// EnvHostIP the node's address they come from (status.hostIP).
+	EnvProbePorts = "FAULTLINE_PROBE_PORTS"
+	EnvHostIP     = "FAULTLINE_HOST_IP"
+	// EnvTimeFile is the time shim's state file (app containers and agent).
+	EnvTimeFile = "FAULTLINE_TIME_FILE"
+	// EnvPodInfoDir is the downward-API directory holding the pod's
+	// annotations (the pause), EnvPodName and EnvPodNamespace the pod's.
+	EnvPodInfoDir   = "FAULTLINE_PODINFO_DIR"
+	EnvPodName      = "FAULTLINE_POD_NAME"
+	EnvPodNamespace = "FAULTLINE_POD_NAMESPACE"
+
+	// ShimName is the time shim's file name in the shared volume.
+	ShimName = "libfaultline-time.so"
+	// DefaultAgentPort serves the agent's /healthz and /metrics.
+	DefaultAgentPort = 19091
 )
