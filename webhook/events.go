@@ -96,6 +96,13 @@ func (n *Notifier) Expect(pod *corev1.Pod, d policy.Decision) {
 	if len(e.note) > maxNote {
 		e.note = e.note[:maxNote-3] + "..."
 	}
+	// The owning workload hears at once, from this replica (Linkerd does
+	// the same): if the replica restarts before the pod exists, the pod's
+	// own Event is lost, this one is not. Identical notes on one owner are
+	// aggregated by the recorder into one Event with a count.
+	if owner := controllerOf(pod); owner != nil {
+		n.Recorder.Eventf(owner, nil, e.eventtype, e.reason, "Admit", "pod %s: %s", podName(pod), e.note)
+	}
 	k := pendingKey(pod.Namespace, pod.Name, pod.GenerateName)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -193,4 +200,15 @@ func labelDigest(l map[string]string) [32]byte {
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
+}
+
+// controllerOf is the pod's controlling owner as an object an Event can be
+// about, or nil.
+func controllerOf(pod *corev1.Pod) *metav1.PartialObjectMetadata {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return nil
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: ref.APIVersion, Kind: ref.Kind},
+		ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: pod.Namespace, UID: ref.UID}}
 }

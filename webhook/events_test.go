@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,6 +102,24 @@ func TestDecisionsBecomeEventsOnPods(t *testing.T) {
 		p := create("", "web-", "network: [{delay: 100ms}]")
 		waitEvent(t, p.Name, EventInjected, "allowed by ChaosPolicy shop-chaos")
 	})
+	t.Run("the owning workload gets the decision at admission, whatever happens to the replica", func(t *testing.T) {
+		rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-rs", Namespace: "shop"}, Spec: appsv1.ReplicaSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}}}
+		if err := c.Create(ctx, rs, client.DryRunAll); err != nil { // no controller runs here: the object need not exist
+			t.Fatal(err)
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "web-rs-", Namespace: "shop",
+			Labels:          map[string]string{v1alpha1.LabelPodInject: "true", "app": "web"},
+			Annotations:     map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 3s}]"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-rs", UID: "rs-uid", Controller: ptrTrue()}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, "web-rs", EventNotInjected, "pod web-rs-*: not injected: policy shop-chaos: network[0].delay 3s exceeds maxDelay 1s")
+	})
 	t.Run("a dry-run creation emits no Event and reserves no slot", func(t *testing.T) {
 		p := create("dry", "", "network: [{delay: 100ms}]", client.DryRunAll)
 		if _, ok := p.Annotations[v1alpha1.AnnotationStatus]; !ok {
@@ -116,3 +135,5 @@ func TestDecisionsBecomeEventsOnPods(t *testing.T) {
 }
 
 func ptr32(v int32) *int32 { return &v }
+
+func ptrTrue() *bool { b := true; return &b }
