@@ -267,9 +267,10 @@ func (a *Agent) tick(ctx context.Context, n int) {
 		case changed:
 			a.applyDur.WithLabelValues(map[bool]string{true: "apply", false: "remove"}[on]).Observe(took.Seconds())
 			log.Info("network faults", "on", on, "active", a.net.plan.Active, "refused", a.net.plan.Refused, "took", took)
-		case on && (n%30 == 0 || len(a.net.plan.Unresolved) > 0 && n%5 == 0):
-			// Host names move, and rules left out wait for theirs:
-			// re-resolve and re-apply if the rules changed.
+		case on && (time.Now().After(a.net.refreshAt) || len(a.net.plan.Unresolved) > 0 && n%5 == 0):
+			// Host names move (looked up again when their DNS TTL runs
+			// out), and rules left out wait for theirs: re-resolve and
+			// re-apply if the rules changed.
 			if changed, err := a.net.refresh(ctx); err != nil {
 				log.Error(err, "re-resolving destinations")
 			} else if changed {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -63,26 +62,28 @@ type netDriver struct {
 	dns    *dnsfault.Interceptor
 	// ttl is how long faults outlive the last keep-alive (0: DefaultTTL).
 	ttl time.Duration
+	// resolver looks rule hosts up; refreshAt is when the first of their
+	// answers expires (their DNS TTL), so the plan is built again then.
+	resolver  *ttlResolver
+	refreshAt time.Time
 }
+
+// ResolvConf is the pod's resolver configuration (tests point it elsewhere).
+var ResolvConf = "/etc/resolv.conf"
 
 func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.Runner, exempt netfault.Exemptions) *netDriver {
 	caps := netfault.Probe(ctx, runner)
 	backend, why := netfault.DetectBackend(ctx, runner)
 	logf.FromContext(ctx).Info("iptables backend", "backend", backend, "counted", why)
-	return &netDriver{runner: runner, spec: spec, caps: caps, opts: netfault.Options{
+	resolver := newTTLResolver(ResolvConf)
+	return &netDriver{runner: runner, spec: spec, caps: caps, resolver: resolver, opts: netfault.Options{
 		Backend:   backend,
 		Exempt:    exempt,
 		APIServer: apiServerPrefixes(),
-		Resolve:   resolve,
+		Resolve:   resolver.Resolve,
 		Caps:      caps,
 		Interface: netfault.DefaultInterface(ctx, runner),
 	}}
-}
-
-func resolve(host string) ([]netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
 // build computes the plan (resolving host names now).
@@ -93,6 +94,9 @@ func (d *netDriver) build() error {
 	}
 	plan.AliveTTL = d.ttl
 	d.plan = plan
+	if d.resolver != nil {
+		d.refreshAt = time.Now().Add(d.resolver.next())
+	}
 	return nil
 }
 

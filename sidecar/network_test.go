@@ -3,10 +3,15 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/sidecar/netfault"
@@ -99,5 +104,52 @@ func TestARuleWaitingForItsHostIsAppliedOnceItResolves(t *testing.T) {
 	}
 	if d.unresolved() != nil || !strings.Contains(d.plan.Restore, "10.96.5.5") {
 		t.Fatalf("the waiting rule was not applied: %v\n%s", d.unresolved(), d.plan.Restore)
+	}
+}
+
+// Rule hosts are looked up the way the pod's resolver would (search list,
+// ndots) and again when the first answer's TTL runs out, not on a fixed
+// timer: a real DNS server on loopback answers with TTL 3 s.
+func TestHostsAreLookedUpAgainWhenTheirTTLRunsOut(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "10.96.5.5"
+	var mu sync.Mutex
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Name == "db.shop.svc.cluster.local." {
+			mu.Lock()
+			rr, _ := dns.NewRR("db.shop.svc.cluster.local. 3 IN A " + addr)
+			mu.Unlock()
+			m.Answer = append(m.Answer, rr)
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+	r := newTTLResolver("/nonexistent")
+	r.conf = &dns.ClientConfig{Servers: []string{"127.0.0.1"}, Port: port, Search: []string{"shop.svc.cluster.local", "svc.cluster.local", "cluster.local"}, Ndots: 5}
+
+	got, err := r.Resolve("db.shop.svc")
+	if err != nil || len(got) != 1 || got[0].String() != "10.96.5.5" {
+		t.Fatalf("Resolve = %v, %v", got, err)
+	}
+	if next := r.next(); next != 3*time.Second {
+		t.Errorf("next lookup in %s, want the answer's TTL, 3s", next)
+	}
+	if next := r.next(); next != defaultRefresh {
+		t.Errorf("with nothing looked up since, next lookup in %s, want %s", next, defaultRefresh)
+	}
+	mu.Lock()
+	addr = "10.96.5.6" // the Service moved
+	mu.Unlock()
+	if got, _ := r.Resolve("db.shop.svc"); len(got) != 1 || got[0].String() != "10.96.5.6" {
+		t.Errorf("after the move, Resolve = %v", got)
 	}
 }
