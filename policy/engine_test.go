@@ -61,7 +61,7 @@ func TestEngineDecides(t *testing.T) {
 		{name: "a pod without a fault annotation gets nothing",
 			req: Request{Pod: pod("shop", optedIn, nil), NamespaceLabels: nsEnabled, NamespaceKnown: true}, code: CodeNoFaults, notify: true},
 		{name: "a bad spec is admitted without injection and says why",
-			req: Request{Pod: pod("shop", optedIn, map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 5}]"}), NamespaceLabels: nsEnabled, NamespaceKnown: true}, code: CodeInvalidSpec, notify: true, contains: "metadata.annotations[faultline.dev/faults].network.delay"},
+			req: Request{Pod: pod("shop", optedIn, map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 5}]"}), NamespaceLabels: nsEnabled, NamespaceKnown: true}, code: CodeInvalidSpec, notify: true, contains: "metadata.annotations[faultline.dev/faults].network[0].delay"},
 		{name: "both a spec and a profile is ambiguous",
 			req: Request{Pod: pod("shop", optedIn, map[string]string{v1alpha1.AnnotationFaults: delaySpec, v1alpha1.AnnotationProfile: "p"}), NamespaceLabels: nsEnabled, NamespaceKnown: true}, code: CodeInvalidSpec, notify: true, contains: "use one"},
 		{name: "a profile reference waits for the policy engine",

@@ -38,6 +38,11 @@ func ParseFaultSpec(data string, root *field.Path) (*FaultSpec, field.ErrorList)
 	var spec FaultSpec
 	strict, err := sigsjson.UnmarshalStrict(js, &spec, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
 	if err != nil {
+		// The decoder stops at the first wrong type; judge each part on
+		// its own so that every problem is reported, with its rule index.
+		if errs := partErrors(root, js); len(errs) > 0 {
+			return nil, errs
+		}
 		return nil, field.ErrorList{decodeError(root, js, err)}
 	}
 	if len(strict) > 0 {
@@ -54,13 +59,75 @@ func ParseFaultSpec(data string, root *field.Path) (*FaultSpec, field.ErrorList)
 	return &spec, nil
 }
 
+// partErrors decodes and validates each part of a spec that did not decode
+// whole (every network rule, dns, clock, schedule) on its own, so that one
+// wrong type does not hide the other problems.
+func partErrors(root *field.Path, js []byte) field.ErrorList {
+	var parts map[string]json.RawMessage
+	if json.Unmarshal(js, &parts) != nil {
+		return nil
+	}
+	var errs field.ErrorList
+	decode := func(p *field.Path, raw json.RawMessage, into any) bool {
+		if _, err := sigsjson.UnmarshalStrict(raw, into, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields); err != nil {
+			errs = append(errs, decodeError(p, raw, err))
+			return false
+		}
+		return true
+	}
+	child := func(name string) *field.Path { return childPath(root, name) }
+	if raw, ok := parts["network"]; ok {
+		var rules []json.RawMessage
+		if json.Unmarshal(raw, &rules) != nil {
+			var none []NetworkRule
+			decode(child("network"), raw, &none)
+		}
+		for i, r := range rules {
+			var rule NetworkRule
+			if decode(child("network").Index(i), r, &rule) {
+				errs = append(errs, rule.validate(child("network").Index(i))...)
+			}
+		}
+	}
+	if raw, ok := parts["dns"]; ok {
+		var d DNSFault
+		if decode(child("dns"), raw, &d) {
+			errs = append(errs, d.validate(child("dns"))...)
+		}
+	}
+	if raw, ok := parts["clock"]; ok {
+		var c ClockFault
+		if decode(child("clock"), raw, &c) {
+			errs = append(errs, c.validate(child("clock"))...)
+		}
+	}
+	if raw, ok := parts["schedule"]; ok {
+		var sc Schedule
+		if decode(child("schedule"), raw, &sc) {
+			errs = append(errs, sc.validate(child("schedule"))...)
+		}
+	}
+	return errs
+}
+
 // decodeError turns a JSON type mismatch into a message that names the field
 // the way a user wrote it ("network[0].delay"), not the Go struct.
 func decodeError(root *field.Path, js []byte, err error) *field.Error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
-			return field.Invalid(root, field.OmitValueType{}, fmt.Sprintf("got %s, must be a mapping with keys %s", article(te.Value), allowedKeys(reflect.TypeFor[FaultSpec]())))
+			// The part itself has the wrong shape: say what it must be.
+			t := te.Type
+			for t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t.Kind() == reflect.Slice {
+				return field.Invalid(root, field.OmitValueType{}, fmt.Sprintf("got %s, must be a list", article(te.Value)))
+			}
+			if t.Kind() != reflect.Struct {
+				t = reflect.TypeFor[FaultSpec]()
+			}
+			return field.Invalid(root, field.OmitValueType{}, fmt.Sprintf("got %s, must be a mapping with keys %s", article(te.Value), allowedKeys(t)))
 		}
 		var bad any = field.OmitValueType{}
 		if v := scalarBefore(js, te.Offset); v != "" {

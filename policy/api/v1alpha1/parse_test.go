@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 var annotation = AnnotationPath(AnnotationFaults)
@@ -63,8 +65,8 @@ func TestParseFaultSpecRejects(t *testing.T) {
 		{"an unknown top-level field", "netwrok: []", `[faultline.dev/faults].netwrok: Forbidden: unknown field; allowed here: network, dns, clock, schedule`},
 		{"a duplicated YAML key", "clock: {offset: 1s, offset: 2s}", `already set in map`},
 		{"a duplicated JSON key", `{"clock":{"offset":"1s","offset":"2s"}}`, `already set in map`},
-		{"a number without a unit", "network: [{delay: 100}]", `network.delay: Invalid value: "100": got a number, must be a string with its unit`},
-		{"a string for a boolean", `{"network":[{"partition":"yes"}]}`, `network.partition: Invalid value: got a string, must be true or false`},
+		{"a number without a unit", "network: [{delay: 100}]", `network[0].delay: Invalid value: "100": got a number, must be a string with its unit`},
+		{"a string for a boolean", `{"network":[{"partition":"yes"}]}`, `network[0].partition: Invalid value: got a string, must be true or false`},
 		{"a mapping for the rule list", "network: {delay: 1ms}", `network: Invalid value: got a mapping, must be a list`},
 		{"a delay with a space", "network: [{delay: 100 ms}]", `network[0].delay: Invalid value: "100 ms": want a duration such as 100ms`},
 		{"a negative delay", "network: [{delay: -5ms}]", `network[0].delay: Invalid value: "-5ms": want a duration such as 100ms, 1.5s or 2m without a sign`},
@@ -162,4 +164,18 @@ func FuzzParseFaultSpec(f *testing.F) {
 			t.Fatalf("normalization is not stable:\n%s\n%s", js, js2)
 		}
 	})
+}
+
+// One wrong type does not hide the other problems: each is reported, with
+// its rule index (the decoder used to stop at the first, and lose the index).
+func TestEveryProblemIsReportedInOneRun(t *testing.T) {
+	_, errs := ParseFaultSpec("network: [{delay: 10ms}, {loss: 5}, {delay: forever}]\nclock: {offset: 5}", field.NewPath("spec"))
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Field)
+	}
+	want := []string{"spec.network[1].loss", "spec.network[2].delay", "spec.clock.offset"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("problems at %v, want %v (%v)", got, want, errs)
+	}
 }
