@@ -6,17 +6,38 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/webhook"
 	"github.com/faultline-dev/faultline/webhook/kubeinject"
 	"github.com/faultline-dev/faultline/webhook/workload"
+	"sigs.k8s.io/yaml"
 )
+
+// version is set at build time (hack/build.sh).
+var version = "dev"
+
+// help is what --help prints: the usage and an example for each command.
+const help = `faultline: preview and check faultline's injection offline.
+
+  faultline inject -f deploy.yaml --policies policies/ | kubectl apply -f -
+      what the webhook would add, decided by the ChaosPolicies in policies/
+  faultline inject -f deploy.yaml --allow-all
+      as if a policy allowed every requested fault
+  faultline explain -f deploy.yaml --policies policies/ [--output json|yaml]
+      why each pod template would or would not get chaos
+  kubectl get deploy -n shop -o yaml | faultline validate -f -
+      check faultline's labels and annotations; exit 2 on a problem
+  faultline version
+
+`
 
 const usage = `usage: faultline inject -f FILE [--policies DIR | --allow-all] [--sidecar native|classic] [--agent-image IMAGE] [--namespace NS] | faultline explain -f FILE [--policies DIR | --allow-all] | faultline validate -f FILE  (FILE may hold several YAML documents; "-" reads stdin)`
 
@@ -41,6 +62,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return errBadInput
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "version" || cmd == "--version" {
+		fmt.Fprintln(stdout, "faultline", version)
+		return nil
+	}
 	fs := flag.NewFlagSet("faultline "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	file := fs.String("f", "", "manifest file, or - for stdin")
@@ -57,14 +82,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.StringVar(&mode, "sidecar", string(webhook.SidecarNative), "native or classic")
 		fs.StringVar(&cfg.AgentImage, "agent-image", cfg.AgentImage, "agent image")
 	} else if cmd == "-h" || cmd == "--help" || cmd == "help" {
-		fmt.Fprintln(stdout, usage)
+		fmt.Fprint(stdout, help+usage+"\n")
 		return nil
 	} else if cmd != "validate" && cmd != "explain" {
-		fmt.Fprintf(stderr, "faultline: unknown command %q: want inject, explain or validate\n", cmd)
+		fmt.Fprintf(stderr, "faultline: unknown command %q: want inject, explain, validate or version\n", cmd)
 		return errBadInput
 	}
+	var output string
+	if cmd == "explain" {
+		fs.StringVar(&output, "output", "", "text (default), json or yaml")
+		fs.StringVar(&output, "o", "", "shorthand for --output")
+	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, usage)
+		fmt.Fprint(stdout, help+usage+"\n")
 		return nil
 	} else if err != nil {
 		fmt.Fprintf(stderr, "faultline %s: %v; %s\n", cmd, err, usage)
@@ -72,6 +102,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *file == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "faultline %s: -f FILE is required and takes no other arguments; %s\n", cmd, usage)
+		return errBadInput
+	}
+	if output != "" && output != "text" && output != "json" && output != "yaml" {
+		fmt.Fprintf(stderr, "faultline explain: --output %q: want text, json or yaml\n", output)
 		return errBadInput
 	}
 	if allowAll && policiesDir != "" {
@@ -144,6 +178,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if cmd == "explain" {
 		stderr = stdout // explain's answer is its output
+		if output == "json" || output == "yaml" {
+			return writeExplained(stdout, outcomes, output)
+		}
 	}
 	for _, oc := range outcomes {
 		if oc.Injected {
@@ -159,4 +196,44 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return errBadInput
 	}
 	return nil
+}
+
+// explained is one pod template's decision, for --output json|yaml.
+type explained struct {
+	Object   string   `json:"object"`
+	Injected bool     `json:"injected"`
+	Faults   []string `json:"faults,omitempty"`
+	Reasons  []reason `json:"reasons"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+type reason struct {
+	Code    string `json:"code"`
+	Policy  string `json:"policy,omitempty"`
+	Message string `json:"message"`
+}
+
+func writeExplained(w io.Writer, outcomes []kubeinject.Outcome, format string) error {
+	out := make([]explained, 0, len(outcomes))
+	for _, oc := range outcomes {
+		e := explained{Object: oc.Object.ID(), Injected: oc.Injected, Warnings: oc.Warnings, Reasons: []reason{}}
+		if oc.Injected && oc.Decision.Spec != nil {
+			e.Faults = oc.Decision.Spec.Kinds()
+		}
+		for _, r := range oc.Decision.Reasons {
+			e.Reasons = append(e.Reasons, reason{Code: string(r.Code), Policy: r.Policy, Message: r.Message})
+		}
+		out = append(out, e)
+	}
+	js, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		if js, err = yaml.JSONToYAML(js); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintln(w, strings.TrimSpace(string(js)))
+	return err
 }

@@ -38,7 +38,7 @@ func TestCLIExitCodesAndMessages(t *testing.T) {
 		{"a missing -f is one line of usage", []string{"inject"}, "", true, "", "faultline inject: -f FILE is required"},
 		{"an unknown flag is bad input", []string{"validate", "-f", "-", "--nope"}, goodPod, true, "", "flag provided but not defined: -nope"},
 		{"an unknown sidecar mode names the allowed ones", []string{"inject", "-f", "-", "--sidecar", "sideways"}, goodPod, true, "", `sidecar mode "sideways": must be native or classic`},
-		{"an unknown command is bad input", []string{"explode"}, "", true, "", `unknown command "explode": want inject, explain or validate`},
+		{"an unknown command is bad input", []string{"explode"}, "", true, "", `unknown command "explode": want inject, explain, validate or version`},
 		{"YAML that is not an object is bad input", []string{"validate", "-f", "-"}, "just a string", true, "", "document 1"},
 		{"explain with a policy says which policy allowed it", []string{"explain", "-f", "-"}, goodPod + `---
 apiVersion: faultline.dev/v1alpha1
@@ -54,6 +54,11 @@ spec: {limits: {maxClockOffset: 1m}}
 `, false, "not injected: policy shop-tight: clock.offset 5m exceeds maxClockOffset 1m", ""},
 		{"a missing policies directory is bad input", []string{"inject", "-f", "-", "--policies", "/nonexistent"}, goodPod, true, "", "--policies: open /nonexistent"},
 		{"help is not an error", []string{"--help"}, "", false, "usage: faultline inject", ""},
+		{"help shows an example for each command", []string{"help"}, "", false, "kubectl get deploy -n shop -o yaml | faultline validate -f -", ""},
+		{"version prints the build's version", []string{"version"}, "", false, "faultline dev", ""},
+		{"explain answers as JSON", []string{"explain", "--allow-all", "-o", "json", "-f", "-"}, goodPod, false, `"object": "Pod shop/p"`, ""},
+		{"explain answers as YAML", []string{"explain", "--allow-all", "--output", "yaml", "-f", "-"}, goodPod, false, "injected: true", ""},
+		{"an unknown output format is bad input", []string{"explain", "--output", "xml", "-f", "-"}, goodPod, true, "", `--output "xml": want text, json or yaml`},
 		{"empty input is bad input, said in one line", []string{"inject", "--allow-all", "-f", "-"}, "# nothing here\n---\n", true, "", "no objects in the input"},
 		{"--policies and --allow-all exclude each other", []string{"inject", "--allow-all", "--policies", ".", "-f", "-"}, goodPod, true, "", "--policies and --allow-all exclude each other"},
 		{"explain takes the --allow-all its answer suggests", []string{"explain", "--allow-all", "-f", "-"}, goodPod, false, "Pod shop/p: injected [clock]", ""},
