@@ -179,7 +179,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cmd == "explain" {
 		stderr = stdout // explain's answer is its output
 		if output == "json" || output == "yaml" {
-			return writeExplained(stdout, outcomes, output)
+			if err := writeExplained(stdout, outcomes, output); err != nil {
+				return err
+			}
+			if len(problems) > 0 {
+				return errBadInput
+			}
+			return nil
 		}
 	}
 	for _, oc := range outcomes {
