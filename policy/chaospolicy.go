@@ -220,15 +220,12 @@ func joinMessages(rs []Reason) string {
 // selects the pod and has any; the usual limits then apply to them.
 func (p *Policies) DefaultFaults(ctx context.Context, req *Request) (*v1alpha1.FaultSpec, string) {
 	all, err := p.Source.ChaosPolicies(ctx)
-	// Informers list policies in no fixed order: by name, the same
-	// policies give the same decision, reasons, cache key and default
-	// faults (in list order the cache mostly missed with two or more).
-	all = byName(all)
 	if err != nil {
 		return nil, ""
 	}
-	all = slices.Clone(all)
-	slices.SortFunc(all, func(a, b v1alpha1.ChaosPolicy) int { return strings.Compare(a.Name, b.Name) })
+	// The first by name: the same policies give the same default faults
+	// whatever order the informer lists them in.
+	all = byName(all)
 	for i := range all {
 		pol := &all[i]
 		if pol.Spec.DefaultFaults == nil {

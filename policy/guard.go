@@ -172,6 +172,11 @@ func (g *Guard) judgePod(ctx context.Context, pod *corev1.Pod, now time.Time) ([
 		byNameIdx[all[i].Name] = &all[i]
 	}
 	var again time.Duration
+	selecting := map[string]bool{}
+	for i := range all {
+		ok, err := selects(&all[i], req)
+		selecting[all[i].Name] = err == nil && ok
+	}
 	recorded := map[string]bool{}
 	for _, ref := range refs {
 		recorded[ref.Name] = true
@@ -180,8 +185,7 @@ func (g *Guard) judgePod(ctx context.Context, pod *corev1.Pod, now time.Time) ([
 			stops = append(stops, fmt.Sprintf("policy %s that admitted it was deleted: no policy, no chaos", ref.Name))
 			continue
 		}
-		ok, err := selects(pol, req)
-		if err != nil || !ok {
+		if !selecting[pol.Name] {
 			stops = append(stops, fmt.Sprintf("policy %s that admitted it no longer selects it", ref.Name))
 		}
 		excess, wait, err := g.excess(ctx, pod, pol, ref, now)
@@ -195,7 +199,7 @@ func (g *Guard) judgePod(ctx context.Context, pod *corev1.Pod, now time.Time) ([
 	}
 	for i := range all {
 		pol := &all[i]
-		if ok, err := selects(pol, req); (err != nil || !ok) && !recorded[pol.Name] {
+		if !selecting[pol.Name] && !recorded[pol.Name] {
 			continue
 		}
 		if len(pol.Spec.Windows) > 0 {

@@ -119,11 +119,6 @@ func (n *Notifier) Expect(pod *corev1.Pod, d policy.Decision) {
 
 func (n *Notifier) expire() {
 	n.count = 0
-	defer func() {
-		for _, es := range n.pending {
-			n.count += len(es)
-		}
-	}()
 	for k, es := range n.pending {
 		fresh := es[:0]
 		for _, e := range es {
@@ -136,6 +131,7 @@ func (n *Notifier) expire() {
 		} else {
 			n.pending[k] = fresh
 		}
+		n.count += len(fresh)
 	}
 }
 
@@ -143,11 +139,7 @@ func (n *Notifier) expire() {
 func (n *Notifier) Pending() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c := 0
-	for _, es := range n.pending {
-		c += len(es)
-	}
-	return c
+	return n.count
 }
 
 // OnAdd emits the Event of a newly created pod's decision. Pods in the
