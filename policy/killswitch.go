@@ -43,8 +43,8 @@ func init() {
 	metrics.Registry.MustRegister(policyInjectedPods, policyPaused)
 }
 
-// SetupWithManager watches policies, and injected pods so that a pod
-// admitted just before the switch was thrown is caught too.
+// SetupWithManager watches policies, and the pods each admitted, so that
+// the counts follow pods as they come and go.
 func (k *KillSwitch) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("killswitch").
@@ -54,17 +54,15 @@ func (k *KillSwitch) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (k *KillSwitch) policiesForPod(ctx context.Context, o client.Object) []reconcile.Request {
-	if _, injected := o.GetAnnotations()[v1alpha1.AnnotationStatus]; !injected {
+	// Only the policies that admitted the pod count it: a pod event no
+	// longer makes every policy list every pod.
+	refs, err := admittedFrom(o.GetAnnotations())
+	if err != nil {
 		return nil
 	}
-	var l v1alpha1.ChaosPolicyList
-	if err := k.Client.List(ctx, &l); err != nil {
-		return nil
-	}
-	// Every policy: the pod may change its pause state or its count.
-	out := make([]reconcile.Request, 0, len(l.Items))
-	for _, p := range l.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+	out := make([]reconcile.Request, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: r.Name}})
 	}
 	return out
 }

@@ -32,8 +32,10 @@ func EncodeAdmitted(refs []PolicyRef) string {
 }
 
 // admittedBy reads the record the webhook wrote at admission.
-func admittedBy(pod *corev1.Pod) ([]PolicyRef, error) {
-	raw, ok := pod.Annotations[v1alpha1.AnnotationAdmitted]
+func admittedBy(pod *corev1.Pod) ([]PolicyRef, error) { return admittedFrom(pod.Annotations) }
+
+func admittedFrom(annotations map[string]string) ([]PolicyRef, error) {
+	raw, ok := annotations[v1alpha1.AnnotationAdmitted]
 	if !ok {
 		return nil, errors.New("it has no " + v1alpha1.AnnotationAdmitted + " record (injected by an older faultline, or the record was removed)")
 	}
