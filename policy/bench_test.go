@@ -51,7 +51,7 @@ spec:
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					if d := e.Decide(context.Background(), req); !d.Inject {
+					if d := e.Reserve(context.Background(), req, e.Decide(context.Background(), req)); !d.Inject {
 						b.Fatal(d.Message())
 					}
 				}

@@ -74,22 +74,33 @@ func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.Fault
 	for i, idx := range v.matched {
 		matched[i] = &all[idx]
 	}
-	// Blast radius is never cached: it is shared, changing state.
-	taken, full, err := p.reserveAll(ctx, req, matched)
-	switch {
-	case err != nil:
-		return Skip(CodeBlastRadius, "blast radius could not be checked ("+err.Error()+"): not injected", true)
-	case full != nil:
-		return Decision{Reasons: []Reason{*full}}
-	}
 	names := make([]string, len(matched))
 	refs := make([]PolicyRef, len(matched))
 	for i, m := range matched {
-		names[i], refs[i] = m.Name, refOf(m)
+		names[i], refs[i] = m.Name, RefOf(m)
 	}
 	reasons := slices.Clone(v.audits)
 	reasons = append(reasons, Reason{Code: CodeInjected, Message: "allowed by ChaosPolicy " + strings.Join(names, ", ")})
-	return Decision{Inject: true, Spec: spec, Reasons: reasons, Reservations: taken, Admitted: refs}
+	// Blast radius is never cached (it is shared, changing state) and is
+	// taken last, by Reserve.
+	return Decision{Inject: true, Spec: spec, Reasons: reasons, Admitted: refs, slotsIn: matched}
+}
+
+// Reserve takes the blast-radius slots of the policies that admitted d, or
+// turns d into a refusal naming the full group.
+func (p *Policies) Reserve(ctx context.Context, req *Request, d Decision) Decision {
+	taken, full, err := p.reserveAll(ctx, req, d.slotsIn)
+	d.slotsIn = nil
+	switch {
+	case err != nil:
+		refused := Skip(CodeBlastRadius, "blast radius could not be checked ("+err.Error()+"): not injected", true)
+		refused.Reasons = append(slices.Clone(d.Reasons), refused.Reasons...)
+		return refused
+	case full != nil:
+		return Decision{Reasons: append(slices.Clone(d.Reasons), *full)}
+	}
+	d.Reservations = taken
+	return d
 }
 
 // verdict is what the policies say before blast radius: either a final
@@ -164,7 +175,7 @@ func judge(pol *v1alpha1.ChaosPolicy, spec *v1alpha1.FaultSpec, now time.Time) [
 	if pol.Spec.Paused {
 		return []Reason{r(CodePolicyPaused, "paused (kill switch): no new chaos")}
 	}
-	if msg := abortUnknown(pol); msg != "" {
+	if msg := AbortUnknown(pol); msg != "" {
 		return []Reason{r(CodeAbortUnknown, msg)}
 	}
 	var out []Reason

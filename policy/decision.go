@@ -52,8 +52,11 @@ type Decision struct {
 	// Spec is what was admitted (normalized); set only when Inject.
 	Spec    *v1alpha1.FaultSpec
 	Reasons []Reason
-	// Reservations are the blast-radius slots taken for this pod.
+	// Reservations are the blast-radius slots Reserve took for this pod.
 	Reservations []string
+	// slotsIn are the admitting policies whose blast radius Reserve checks;
+	// unexported so that only the engine decides where slots are taken.
+	slotsIn []*v1alpha1.ChaosPolicy
 	// Admitted are the policies that allowed the pod, recorded on it so
 	// that they keep binding it after admission (Guard).
 	Admitted []PolicyRef

@@ -74,7 +74,7 @@ func decisionKey(all []v1alpha1.ChaosPolicy, req *Request, spec *v1alpha1.FaultS
 		writeField(h, string(all[i].UID))
 		writeInt(h, all[i].Generation)
 		// A status condition, so not in the generation.
-		writeField(h, abortUnknown(&all[i]))
+		writeField(h, AbortUnknown(&all[i]))
 	}
 	writeField(h, "")
 	writeField(h, req.Pod.Namespace)

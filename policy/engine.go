@@ -38,24 +38,27 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 		return d
 	}
 	if refused, stop := podSecurity(req, d.Spec); stop {
-		e.Release(ctx, d.Reservations)
 		refused.Reasons = append(d.Reasons, refused.Reasons...)
 		return refused
 	}
 	return d
 }
 
-// releaser is a Limiter that holds blast-radius slots (Policies).
-type releaser interface {
-	Release(ctx context.Context, reservations []string)
+// reserver is a Limiter that holds blast-radius slots (Policies).
+type reserver interface {
+	Reserve(ctx context.Context, req *Request, d Decision) Decision
 }
 
-// Release gives back the slots of a decision whose pod will not get chaos
-// after all (the webhook calls it when the patch cannot be built).
-func (e *Engine) Release(ctx context.Context, reservations []string) {
-	if r, ok := e.Limiter.(releaser); ok && len(reservations) > 0 {
-		r.Release(ctx, reservations)
+// Reserve takes d's blast-radius slots, or refuses the pod because a group
+// is full. The webhook calls it last, after the patch is built, so a slot is
+// never taken for a pod that then gets no chaos; a refusal before Reserve
+// holds nothing to give back.
+func (e *Engine) Reserve(ctx context.Context, req *Request, d Decision) Decision {
+	r, ok := e.Limiter.(reserver)
+	if !ok || !d.Inject || req.DryRun {
+		return d
 	}
+	return r.Reserve(ctx, req, d)
 }
 
 // AdmitRequested admits exactly what the pod asks for. It stands in for the

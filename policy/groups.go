@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 
@@ -10,14 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
-	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 )
-
-// GroupSizer counts the live pods of a pod's blast-radius group (same
-// namespace and groupBy label values), not counting the pod itself.
-type GroupSizer interface {
-	GroupSize(ctx context.Context, pod *corev1.Pod, groupBy []string) (int, error)
-}
 
 // GroupCounter answers GroupSize from counts kept current by a metadata-only
 // pod informer, so a decision costs the same with 10 or 10,000 pods. Counts
@@ -56,11 +48,11 @@ func (g *GroupCounter) GroupSize(ctx context.Context, pod *corev1.Pod, groupBy [
 	if !ok {
 		counts = map[string]int{}
 		for k, l := range g.pods {
-			counts[groupKeyOf(k.Namespace, l, groupBy)]++
+			counts[GroupKey(k.Namespace, l, groupBy)]++
 		}
 		g.bySig[sig] = counts
 	}
-	n := counts[groupKeyOf(pod.Namespace, pod.Labels, groupBy)]
+	n := counts[GroupKey(pod.Namespace, pod.Labels, groupBy)]
 	// The pod under admission is not yet in the informer, but a retried
 	// admission of an existing name would be: never count it twice.
 	if pod.Name != "" {
@@ -109,7 +101,7 @@ func (g *GroupCounter) set(obj any) {
 	l := m.GetLabels()
 	g.pods[key] = l
 	for sig, counts := range g.bySig {
-		counts[groupKeyOf(key.Namespace, l, splitSig(sig))]++
+		counts[GroupKey(key.Namespace, l, splitSig(sig))]++
 	}
 }
 
@@ -120,7 +112,7 @@ func (g *GroupCounter) forget(key types.NamespacedName) {
 	}
 	delete(g.pods, key)
 	for sig, counts := range g.bySig {
-		gk := groupKeyOf(key.Namespace, l, splitSig(sig))
+		gk := GroupKey(key.Namespace, l, splitSig(sig))
 		if counts[gk]--; counts[gk] <= 0 {
 			delete(counts, gk)
 		}
@@ -140,31 +132,4 @@ func metaOf(obj any) metav1.Object {
 		return nil
 	}
 	return m
-}
-
-// Watch feeds the counter from the pod metadata informer of informers.
-func (g *GroupCounter) Watch(ctx context.Context, informers ctrlcache.Informers) error {
-	synced, err := WatchPodMetadata(ctx, informers, g)
-	if err != nil {
-		return err
-	}
-	g.Synced = synced
-	return nil
-}
-
-// WatchPodMetadata adds h to the metadata-only pod informer of informers
-// (the manager's cache): only names, labels and annotations are held, never
-// pod specs. It returns whether h has seen the initial list.
-func WatchPodMetadata(ctx context.Context, informers ctrlcache.Informers, h toolscache.ResourceEventHandler) (func() bool, error) {
-	podMeta := &metav1.PartialObjectMetadata{}
-	podMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	inf, err := informers.GetInformer(ctx, podMeta, ctrlcache.BlockUntilSynced(false))
-	if err != nil {
-		return nil, fmt.Errorf("pod metadata informer: %w", err)
-	}
-	reg, err := inf.AddEventHandler(h)
-	if err != nil {
-		return nil, fmt.Errorf("pod metadata informer: %w", err)
-	}
-	return reg.HasSynced, nil
 }

@@ -21,7 +21,8 @@ type PolicyRef struct {
 	Generation int64     `json:"generation"`
 }
 
-func refOf(p *v1alpha1.ChaosPolicy) PolicyRef {
+// RefOf is how a policy is recorded on the pods it admits.
+func RefOf(p *v1alpha1.ChaosPolicy) PolicyRef {
 	return PolicyRef{Name: p.Name, UID: p.UID, Generation: p.Generation}
 }
 
@@ -31,10 +32,11 @@ func EncodeAdmitted(refs []PolicyRef) string {
 	return string(b)
 }
 
-// admittedBy reads the record the webhook wrote at admission.
-func admittedBy(pod *corev1.Pod) ([]PolicyRef, error) { return admittedFrom(pod.Annotations) }
+// AdmittedBy reads the record the webhook wrote at admission.
+func AdmittedBy(pod *corev1.Pod) ([]PolicyRef, error) { return AdmittedFrom(pod.Annotations) }
 
-func admittedFrom(annotations map[string]string) ([]PolicyRef, error) {
+// AdmittedFrom reads the record from a pod's annotations.
+func AdmittedFrom(annotations map[string]string) ([]PolicyRef, error) {
 	raw, ok := annotations[v1alpha1.AnnotationAdmitted]
 	if !ok {
 		return nil, errors.New("it has no " + v1alpha1.AnnotationAdmitted + " record (injected by an older faultline, or the record was removed)")

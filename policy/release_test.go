@@ -9,9 +9,10 @@ import (
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-// A slot reserved for a pod that then gets no chaos is given back at once,
-// not after the sweeper's minutes, in which a rollout's next pods would be
-// told "blast radius full" (issue 12 item 13).
+// A pod that gets no chaos holds no slot: not for the sweeper's minutes, in
+// which a rollout's next pods would be told "blast radius full" (issue 12
+// item 13). Slots are taken last (Reserve); a later full group gives back
+// what earlier ones took.
 func TestSlotsOfRefusedPodsAreReleasedAtOnce(t *testing.T) {
 	capped := func(name string, max int) v1alpha1.ChaosPolicy {
 		return policy(t, fmt.Sprintf(`
@@ -26,7 +27,8 @@ spec:
 		e := Engine{Limiter: &Policies{Source: StaticPolicies(pols), Now: func() time.Time { return wednesdayMorning }, Reserver: res}}
 		p := pod("shop", optedIn, map[string]string{v1alpha1.AnnotationFaults: "network: [{delay: 100ms}]"})
 		p.Labels["app"] = "web"
-		return e.Decide(context.Background(), &Request{Pod: p, NamespaceLabels: merge(nsEnabled, ns), NamespaceKnown: true, ID: id})
+		req := &Request{Pod: p, NamespaceLabels: merge(nsEnabled, ns), NamespaceKnown: true, ID: id}
+		return e.Reserve(context.Background(), req, e.Decide(context.Background(), req))
 	}
 	held := func(res memReserver) int {
 		n := 0
@@ -45,7 +47,7 @@ spec:
 			t.Errorf("a-roomy still holds %d slots for a pod without chaos", res["a-roomy/shop,app=web"])
 		}
 	})
-	t.Run("a pod Pod Security refuses gives back its slot, and the next pod gets it", func(t *testing.T) {
+	t.Run("a pod Pod Security refuses takes no slot, and the next pod gets it", func(t *testing.T) {
 		res := memReserver{}
 		baseline := merge(staging, map[string]string{LabelPSAEnforce: "baseline"})
 		if d := decideWith(res, []v1alpha1.ChaosPolicy{capped("one", 1)}, baseline, "pod-1"); d.Inject {

@@ -17,6 +17,7 @@ import (
 	"github.com/faultline-dev/faultline/hack/testenv"
 	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/policy/controllers"
 )
 
 // roundRobin spreads admissions over several handlers, each with its own
@@ -38,14 +39,14 @@ func TestBlastRadiusHoldsAcrossReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	setupShop(t, ctx, c, "capped", &v1alpha1.BlastRadius{MaxPods: ptr.To[int32](10), GroupBy: []string{"app"}})
-	var reservers []*policy.LeaseReserver
+	var reservers []*controllers.LeaseReserver
 	rr := &roundRobin{}
 	for i := 0; i < 3; i++ {
 		ci, err := client.New(cfg, client.Options{Scheme: scheme})
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := &policy.LeaseReserver{Client: ci, Namespace: "faultline-system"}
+		res := &controllers.LeaseReserver{Client: ci, Namespace: "faultline-system"}
 		reservers = append(reservers, res)
 		rr.handlers = append(rr.handlers, &Handler{
 			Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
@@ -131,7 +132,7 @@ func TestBlastRadiusMaxPercent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	setupShop(t, ctx, c, "thirty", &v1alpha1.BlastRadius{MaxPercent: "30%", GroupBy: []string{"app"}})
-	res := &policy.LeaseReserver{Client: c, Namespace: "faultline-system"}
+	res := &controllers.LeaseReserver{Client: c, Namespace: "faultline-system"}
 	serveWebhook(t, ctx, env.WebhookInstallOptions, &Handler{
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
 			// Group sizes by List: exact at every step of a one-by-one rollout

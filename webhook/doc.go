@@ -4,9 +4,9 @@
 // responds. It never blocks a pod: every outcome is an allowed response, with
 // a patch when injected and warnings when the owner should know why not.
 //
-// It also owns what the pod's owner hears afterwards: decisions as Events
-// once the pod exists (events.go), and pods created while the injector was
-// unreachable (missed.go); the webhook configurations (webhookconfig.go, the
+// It also owns what the pod's owner hears of the decision: Events once the
+// pod exists, and on its workload at admission (events.go); the webhook
+// configurations (webhookconfig.go, the
 // same settings the Helm chart renders); the validating webhook for workload
 // templates; and the readers that connect the policy engine to the API
 // (namespaces, policies, profiles, owners).

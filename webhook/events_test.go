@@ -18,6 +18,7 @@ import (
 	"github.com/faultline-dev/faultline/hack/testenv"
 	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
+	"github.com/faultline-dev/faultline/policy/controllers"
 )
 
 // Decisions reach the pod's owner as Events on the pod, once the pod
@@ -35,14 +36,14 @@ func TestDecisionsBecomeEventsOnPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	notifier := NewNotifier(mgr.GetEventRecorder("faultline-webhook"), time.Minute)
-	if _, err := policy.WatchPodMetadata(ctx, mgr.GetCache(), notifier); err != nil {
+	if _, err := controllers.WatchPodMetadata(ctx, mgr.GetCache(), notifier); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		t.Fatal("cache did not sync")
 	}
-	leases := &policy.LeaseReserver{Client: c, Namespace: "faultline-system"}
+	leases := &controllers.LeaseReserver{Client: c, Namespace: "faultline-system"}
 	serveWebhook(t, ctx, env.WebhookInstallOptions, &Handler{
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
 			Limiter: &policy.Policies{Source: ClientPolicies{Reader: c}, Reserver: leases, Groups: leases}},

@@ -35,9 +35,12 @@ type NamespaceReader interface {
 	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
 }
 
-// Decider is the policy engine as the handler sees it.
+// Decider is the policy engine as the handler sees it. Decide reads only;
+// Reserve takes the decision's blast-radius slots (or refuses), and is
+// called once the patch is built, so no slot is ever handed back.
 type Decider interface {
 	Decide(ctx context.Context, req *policy.Request) policy.Decision
+	Reserve(ctx context.Context, req *policy.Request, d policy.Decision) policy.Decision
 }
 
 // Handler is the pod injector: decode, decide, build the patch, respond.
@@ -90,7 +93,8 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 			fmt.Sprintf("namespace %s could not be read (%v): not injected", pod.Namespace, err), true))
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
-	decision := h.Decider.Decide(ctx, &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: true, ID: string(req.UID), DryRun: dryRun})
+	preq := &policy.Request{Pod: pod, NamespaceLabels: labels, NamespaceKnown: true, ID: string(req.UID), DryRun: dryRun}
+	decision := h.Decider.Decide(ctx, preq)
 	if !dryRun {
 		// Deferred until the pod exists; a pod whose patch fails below
 		// still gets the Event of what was decided.
@@ -103,9 +107,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	// Build the patch.
 	patch, conflict := h.Injector.BuildPatch(&pod.ObjectMeta, &pod.Spec, "", decision.Spec)
 	if conflict != nil {
-		h.release(ctx, decision.Reservations)
 		decision.Inject = false
 		decision.Reasons = append(decision.Reasons, *conflict)
+		return skip(pod, decision)
+	}
+	if decision = h.Decider.Reserve(ctx, preq, decision); !decision.Inject {
 		return skip(pod, decision)
 	}
 
@@ -121,7 +127,8 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	body, err := patch.JSON()
 	if err != nil {
-		h.release(ctx, decision.Reservations)
+		// Cannot happen for strings; were it to, the sweeper frees the
+		// slots once no pod claims them (inFlight).
 		log.Error(err, "encoding patch", "namespace", pod.Namespace, "pod", podName(pod))
 		return admission.Allowed("faultline: not injected: encoding the patch failed").
 			WithWarnings("faultline: not injected: encoding the patch: " + err.Error()), ResultError, CodeEncodeError
@@ -129,15 +136,6 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	log.Info("injecting", "namespace", pod.Namespace, "pod", podName(pod), "faults", decision.Spec.Kinds(), "reason", decision.Message())
 	return patched(body, "faultline: injected "+fmt.Sprint(decision.Spec.Kinds()),
 		append(decision.Warnings("faultline: "), patch.Warnings...)), ResultInjected, decision.Code()
-}
-
-// release gives back blast-radius slots when the Decider holds them.
-func (h *Handler) release(ctx context.Context, reservations []string) {
-	if r, ok := h.Decider.(interface {
-		Release(context.Context, []string)
-	}); ok && len(reservations) > 0 {
-		r.Release(ctx, reservations)
-	}
 }
 
 // patched is admission.Patched for a patch encoded in advance (see
@@ -170,7 +168,7 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 func skip(pod *corev1.Pod, d policy.Decision) (admission.Response, string, policy.Code) {
 	resp, result, code := skipped(d)
 	_, injected := pod.Annotations[v1alpha1.AnnotationStatus]
-	if !asksForFaults(pod.Annotations) || injected {
+	if !v1alpha1.AsksForFaults(pod.Annotations) || injected {
 		return resp, result, code
 	}
 	// The annotations map exists: it holds the faults or profile key.
@@ -193,11 +191,4 @@ func podName(p *corev1.Pod) string {
 		return p.Name
 	}
 	return p.GenerateName + "*"
-}
-
-// asksForFaults: the pod names faults or a FaultProfile.
-func asksForFaults(annotations map[string]string) bool {
-	_, faults := annotations[v1alpha1.AnnotationFaults]
-	_, profile := annotations[v1alpha1.AnnotationProfile]
-	return faults || profile
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/faultline-dev/faultline/policy"
+	"github.com/faultline-dev/faultline/policy/controllers"
 	fwebhook "github.com/faultline-dev/faultline/webhook"
 )
 
@@ -39,7 +40,7 @@ func wire(mgr ctrl.Manager, cfg fwebhook.Config, ownNamespace string, certs cert
 	}
 	// Decisions become Events on their pods once the informer sees them.
 	notifier := fwebhook.NewNotifier(mgr.GetEventRecorder("faultline-webhook"), time.Minute)
-	if _, err := policy.WatchPodMetadata(ctx, mgr.GetCache(), notifier); err != nil {
+	if _, err := controllers.WatchPodMetadata(ctx, mgr.GetCache(), notifier); err != nil {
 		return fmt.Errorf("decision Events: %w", err)
 	}
 	mgr.GetWebhookServer().Register(fwebhook.Path, &webhook.Admission{Handler: &fwebhook.Handler{
@@ -59,27 +60,31 @@ func wire(mgr ctrl.Manager, cfg fwebhook.Config, ownNamespace string, certs cert
 
 	// Policies bind running pods (kill switch, deletion, windows, limits,
 	// selectors, opt-in, maxPercent); with --leader-elect one replica does it.
-	if err := (&policy.Guard{Client: mgr.GetClient(), Safety: policy.Safety{OwnNamespace: ownNamespace}}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.Guard{Client: mgr.GetClient(), Safety: policy.Safety{OwnNamespace: ownNamespace}}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
-	if err := (&policy.KillSwitch{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	gauges, err := controllers.NewPolicyGauges(metrics.Registry)
+	if err != nil {
+		return err
+	}
+	if err := (&controllers.KillSwitch{Client: mgr.GetClient(), Gauges: gauges}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("policy status: %w", err)
 	}
 	// Pods that wanted chaos but were created while no replica answered.
-	if err := (&fwebhook.AgentProblemReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
-		Problems: fwebhook.NewAgentProblemCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.AgentProblemReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
+		Problems: controllers.NewAgentProblemCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("agent problem reporter: %w", err)
 	}
-	if err := (&fwebhook.MissedReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
-		OwnNamespace: ownNamespace, Missed: fwebhook.NewMissedCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.MissedReporter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("faultline-webhook"),
+		OwnNamespace: ownNamespace, Missed: controllers.NewMissedCounter(metrics.Registry)}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("missed-injection reporter: %w", err)
 	}
 	// abortWhen: policies pause themselves when their SLO query breaches.
-	abortFailures, err := policy.NewAbortFailures(metrics.Registry)
+	abortFailures, err := controllers.NewAbortFailures(metrics.Registry)
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	if err := mgr.Add(&policy.AbortWatcher{Client: mgr.GetClient(), Failures: abortFailures}); err != nil {
+	if err := mgr.Add(&controllers.AbortWatcher{Client: mgr.GetClient(), Failures: abortFailures}); err != nil {
 		return fmt.Errorf("abortWhen: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -99,13 +104,13 @@ func wireBlastRadius(ctx context.Context, mgr ctrl.Manager, limiter *policy.Poli
 	if err != nil {
 		return fmt.Errorf("blast radius: %w", err)
 	}
-	leases := &policy.LeaseReserver{Client: direct, Namespace: ownNamespace}
+	leases := &controllers.LeaseReserver{Client: direct, Namespace: ownNamespace}
 	groups := policy.NewGroupCounter(leases, nil)
-	if err := groups.Watch(ctx, mgr.GetCache()); err != nil {
+	if err := controllers.WatchGroups(ctx, mgr.GetCache(), groups); err != nil {
 		return fmt.Errorf("blast-radius group counts: %w", err)
 	}
-	sweeper := &policy.Sweeper{Reserver: leases, Interval: 30 * time.Second}
-	if _, err := policy.WatchPodMetadata(ctx, mgr.GetCache(), sweeper); err != nil {
+	sweeper := &controllers.Sweeper{Reserver: leases, Interval: 30 * time.Second}
+	if _, err := controllers.WatchPodMetadata(ctx, mgr.GetCache(), sweeper); err != nil {
 		return fmt.Errorf("blast-radius sweeper: %w", err)
 	}
 	if err := mgr.Add(sweeper); err != nil {

@@ -84,3 +84,10 @@ const (
 	// DefaultAgentPort serves the agent's /healthz and /metrics.
 	DefaultAgentPort = 19091
 )
+
+// AsksForFaults: the annotations name faults or a FaultProfile.
+func AsksForFaults(annotations map[string]string) bool {
+	_, faults := annotations[AnnotationFaults]
+	_, profile := annotations[AnnotationProfile]
+	return faults || profile
+}

@@ -1,4 +1,4 @@
-package policy
+package controllers
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
@@ -24,23 +24,50 @@ import (
 // leader election, once per cluster.
 type KillSwitch struct {
 	Client client.Client
+	// Gauges are set per policy (on the leader, which is the replica a
+	// dashboard should read them from); nil sets none.
+	Gauges *PolicyGauges
 }
 
-// Per-policy gauges, set by the kill switch (on the leader, which is the
-// replica a dashboard should read them from).
-var (
-	policyInjectedPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "faultline_policy_injected_pods",
-		Help: "Running pods that each ChaosPolicy admitted (its status.injectedPods).",
-	}, []string{"policy"})
-	policyPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "faultline_policy_paused",
-		Help: "1 when a ChaosPolicy's kill switch is on (spec.paused), else 0.",
-	}, []string{"policy"})
-)
+// PolicyGauges are faultline_policy_injected_pods and faultline_policy_paused.
+type PolicyGauges struct {
+	injected, paused *prometheus.GaugeVec
+}
 
-func init() {
-	metrics.Registry.MustRegister(policyInjectedPods, policyPaused)
+// NewPolicyGauges registers the per-policy gauges with reg.
+func NewPolicyGauges(reg prometheus.Registerer) (*PolicyGauges, error) {
+	g := &PolicyGauges{
+		injected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "faultline_policy_injected_pods",
+			Help: "Running pods that each ChaosPolicy admitted (its status.injectedPods).",
+		}, []string{"policy"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "faultline_policy_paused",
+			Help: "1 when a ChaosPolicy's kill switch is on (spec.paused), else 0.",
+		}, []string{"policy"}),
+	}
+	for _, c := range []prometheus.Collector{g.injected, g.paused} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering policy gauges: %w", err)
+		}
+	}
+	return g, nil
+}
+
+func (g *PolicyGauges) set(policy string, injected int32, paused bool) {
+	if g == nil {
+		return
+	}
+	g.injected.WithLabelValues(policy).Set(float64(injected))
+	g.paused.WithLabelValues(policy).Set(map[bool]float64{true: 1}[paused])
+}
+
+func (g *PolicyGauges) forget(policy string) {
+	if g == nil {
+		return
+	}
+	g.injected.DeleteLabelValues(policy)
+	g.paused.DeleteLabelValues(policy)
 }
 
 // SetupWithManager watches policies, and the pods each admitted, so that
@@ -56,7 +83,7 @@ func (k *KillSwitch) SetupWithManager(mgr ctrl.Manager) error {
 func (k *KillSwitch) policiesForPod(ctx context.Context, o client.Object) []reconcile.Request {
 	// Only the policies that admitted the pod count it: a pod event no
 	// longer makes every policy list every pod.
-	refs, err := admittedFrom(o.GetAnnotations())
+	refs, err := policy.AdmittedFrom(o.GetAnnotations())
 	if err != nil {
 		return nil
 	}
@@ -71,8 +98,7 @@ func (k *KillSwitch) policiesForPod(ctx context.Context, o client.Object) []reco
 func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var pol v1alpha1.ChaosPolicy
 	if err := k.Client.Get(ctx, req.NamespacedName, &pol); apierrors.IsNotFound(err) {
-		policyInjectedPods.DeleteLabelValues(req.Name)
-		policyPaused.DeleteLabelValues(req.Name)
+		k.Gauges.forget(req.Name)
 		return reconcile.Result{}, nil
 	} else if err != nil {
 		return reconcile.Result{}, err
@@ -83,13 +109,12 @@ func (k *KillSwitch) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	var injected int32
 	for i := range pods.Items {
-		refs, err := admittedBy(&pods.Items[i])
-		if err == nil && pods.Items[i].DeletionTimestamp == nil && slices.ContainsFunc(refs, func(r PolicyRef) bool { return r.UID == pol.UID }) {
+		refs, err := policy.AdmittedBy(&pods.Items[i])
+		if err == nil && pods.Items[i].DeletionTimestamp == nil && slices.ContainsFunc(refs, func(r policy.PolicyRef) bool { return r.UID == pol.UID }) {
 			injected++
 		}
 	}
-	policyInjectedPods.WithLabelValues(req.Name).Set(float64(injected))
-	policyPaused.WithLabelValues(req.Name).Set(map[bool]float64{true: 1}[pol.Spec.Paused])
+	k.Gauges.set(req.Name, injected, pol.Spec.Paused)
 	if pol.Status.InjectedPods != injected {
 		orig := pol.DeepCopy()
 		pol.Status.InjectedPods = injected

@@ -1,4 +1,4 @@
-package policy
+package controllers
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/faultline-dev/faultline/hack/testenv"
+	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
@@ -25,10 +27,11 @@ import (
 // status counting running, a namespace "shop" that opts in, and helpers to
 // make injected pods the way the webhook leaves them.
 type guardWorld struct {
-	t   *testing.T
-	ctx context.Context
-	c   client.Client
-	now atomic.Int64 // the Guard's clock, unix nanoseconds
+	t      *testing.T
+	ctx    context.Context
+	c      client.Client
+	now    atomic.Int64 // the Guard's clock, unix nanoseconds
+	gauges *PolicyGauges
 }
 
 func newGuardWorld(t *testing.T) *guardWorld {
@@ -43,7 +46,11 @@ func newGuardWorld(t *testing.T) *guardWorld {
 	if err := g.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&KillSwitch{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	w.gauges, err = NewPolicyGauges(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&KillSwitch{Client: mgr.GetClient(), Gauges: w.gauges}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -94,11 +101,11 @@ func (w *guardWorld) update(p *v1alpha1.ChaosPolicy, mutate func(*v1alpha1.Chaos
 // admission record of pols, the running spec in faultline-init's env.
 func (w *guardWorld) pod(ns, name, spec string, labels, ann map[string]string, pols ...*v1alpha1.ChaosPolicy) {
 	w.t.Helper()
-	refs := make([]PolicyRef, len(pols))
+	refs := make([]policy.PolicyRef, len(pols))
 	for i, p := range pols {
-		refs[i] = refOf(p)
+		refs[i] = policy.RefOf(p)
 	}
-	a := map[string]string{v1alpha1.AnnotationStatus: "{}", v1alpha1.AnnotationAdmitted: EncodeAdmitted(refs)}
+	a := map[string]string{v1alpha1.AnnotationStatus: "{}", v1alpha1.AnnotationAdmitted: policy.EncodeAdmitted(refs)}
 	for k, v := range ann {
 		a[k] = v
 	}
@@ -321,7 +328,7 @@ func TestTheGuardHoldsPodsToTheirPoliciesForTheirWholeLife(t *testing.T) {
 		waitUntil(t, 10*time.Second, "status.injectedPods = 4", func() bool {
 			var p v1alpha1.ChaosPolicy
 			_ = w.c.Get(w.ctx, client.ObjectKeyFromObject(pol), &p)
-			return p.Status.InjectedPods == 4 && testutil.ToFloat64(policyInjectedPods.WithLabelValues("pct")) == 4
+			return p.Status.InjectedPods == 4 && testutil.ToFloat64(w.gauges.injected.WithLabelValues("pct")) == 4
 		})
 	})
 
@@ -335,7 +342,7 @@ func TestTheGuardHoldsPodsToTheirPoliciesForTheirWholeLife(t *testing.T) {
 		if err := w.c.Get(w.ctx, client.ObjectKeyFromObject(pol), pol); err != nil {
 			t.Fatal(err)
 		}
-		meta.SetStatusCondition(&pol.Status.Conditions, metav1.Condition{Type: ConditionAbortEvaluated, Status: metav1.ConditionTrue,
+		meta.SetStatusCondition(&pol.Status.Conditions, metav1.Condition{Type: policy.ConditionAbortEvaluated, Status: metav1.ConditionTrue,
 			Reason: "Evaluated", Message: "ok", ObservedGeneration: pol.Generation})
 		if err := w.c.Status().Update(w.ctx, pol); err != nil {
 			t.Fatal(err)
@@ -352,10 +359,10 @@ func TestTheGuardHoldsPodsToTheirPoliciesForTheirWholeLife(t *testing.T) {
 		if err := w.c.Get(w.ctx, client.ObjectKeyFromObject(pol), pol); err != nil {
 			t.Fatal(err)
 		}
-		req := &Request{Pod: w.get("shop", "s"), NamespaceLabels: map[string]string{v1alpha1.LabelNamespaceInjection: "enabled", "kubernetes.io/metadata.name": "shop"}, NamespaceKnown: true}
-		spec, _ := runningSpec(req.Pod)
-		d := (&Policies{Source: StaticPolicies{*pol}}).Limit(w.ctx, req, spec)
-		if d.Inject || d.Code() != CodeAbortUnknown {
+		req := &policy.Request{Pod: w.get("shop", "s"), NamespaceLabels: map[string]string{v1alpha1.LabelNamespaceInjection: "enabled", "kubernetes.io/metadata.name": "shop"}, NamespaceKnown: true}
+		spec, _ := v1alpha1.ParseFaultSpec(runningDelay, nil)
+		d := (&policy.Policies{Source: policy.StaticPolicies{*pol}}).Limit(w.ctx, req, spec)
+		if d.Inject || d.Code() != policy.CodeAbortUnknown {
 			t.Errorf("admission while abortWhen is dark: inject=%v code=%s (%s)", d.Inject, d.Code(), d.Message())
 		}
 	})

@@ -1,4 +1,4 @@
-package webhook
+package controllers
 
 import (
 	"testing"
@@ -25,13 +25,13 @@ func TestAgentProblemIsReadFromTheInitTerminationMessage(t *testing.T) {
 		pod  *corev1.Pod
 		want string
 	}{
-		{"an injected pod whose init reported a problem has it", pod(injected, InitContainerName, problem, false), "network: does not resolve"},
-		{"a problem from an earlier run of init counts too", pod(injected, InitContainerName, problem, true), "network: does not resolve"},
-		{"a clean init has none", pod(injected, InitContainerName, "", false), ""},
+		{"an injected pod whose init reported a problem has it", pod(injected, v1alpha1.InitContainerName, problem, false), "network: does not resolve"},
+		{"a problem from an earlier run of init counts too", pod(injected, v1alpha1.InitContainerName, problem, true), "network: does not resolve"},
+		{"a clean init has none", pod(injected, v1alpha1.InitContainerName, "", false), ""},
 		{"another container's message is not the agent's", pod(injected, "app-init", problem, false), ""},
-		{"a pod that was not injected has none (its containers say what they like)", pod(nil, InitContainerName, problem, false), ""},
+		{"a pod that was not injected has none (its containers say what they like)", pod(nil, v1alpha1.InitContainerName, problem, false), ""},
 		{"a pod already reported is not reported again",
-			pod(map[string]string{v1alpha1.AnnotationStatus: "{}", v1alpha1.AnnotationAgentProblem: "reported"}, InitContainerName, problem, false), ""},
+			pod(map[string]string{v1alpha1.AnnotationStatus: "{}", v1alpha1.AnnotationAgentProblem: "reported"}, v1alpha1.InitContainerName, problem, false), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := agentProblem(tc.pod); got != tc.want {

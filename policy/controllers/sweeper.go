@@ -1,4 +1,4 @@
-package policy
+package controllers
 
 import (
 	"context"
@@ -194,8 +194,8 @@ func (s *Sweeper) OnUpdate(_, obj any) { s.bind(obj) }
 // replica's informer sees the event; only the leader drains the queue, and
 // when it is full (not the leader) the periodic sweep binds what is dropped.
 func (s *Sweeper) bind(obj any) {
-	m := metaOf(obj)
-	if m == nil || m.GetDeletionTimestamp() != nil {
+	m, ok := obj.(metav1.Object)
+	if !ok || m.GetDeletionTimestamp() != nil {
 		return
 	}
 	s.enqueue(m, false)
@@ -206,7 +206,7 @@ func (s *Sweeper) OnDelete(obj any) {
 	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	if m := metaOf(obj); m != nil {
+	if m, ok := obj.(metav1.Object); ok {
 		s.enqueue(m, true)
 	}
 }

@@ -1,4 +1,4 @@
-package webhook
+package controllers
 
 import (
 	"context"
@@ -59,7 +59,7 @@ func missedCandidate(o client.Object) bool {
 			return false
 		}
 	}
-	return asksForFaults(a)
+	return v1alpha1.AsksForFaults(a)
 }
 
 func (m *MissedReporter) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {

@@ -1,4 +1,4 @@
-package webhook
+package controllers
 
 import (
 	"context"
@@ -60,7 +60,7 @@ func agentProblem(p *corev1.Pod) string {
 		return ""
 	}
 	for _, s := range p.Status.InitContainerStatuses {
-		if s.Name != InitContainerName {
+		if s.Name != v1alpha1.InitContainerName {
 			continue
 		}
 		for _, st := range []corev1.ContainerState{s.State, s.LastTerminationState} {

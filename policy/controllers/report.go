@@ -1,4 +1,4 @@
-package webhook
+package controllers
 
 import (
 	"context"
@@ -20,6 +20,9 @@ func newCounter(reg prometheus.Registerer, name, help string) prometheus.Counter
 	}
 	return c
 }
+
+// maxNote is events.k8s.io/v1's limit on an Event's note.
+const maxNote = 1024
 
 // reportOnce is how the leader's reporters tell a pod's owner something:
 // the pod is marked first (annotation=value), so that the report is made
