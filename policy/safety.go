@@ -50,7 +50,11 @@ func (s Safety) admissible(req *Request) (Decision, bool) {
 		}
 	default:
 		if !req.NamespaceKnown || req.NamespaceLabels[v1alpha1.LabelNamespaceInjection] != v1alpha1.NamespaceInjectionAll {
-			return Skip(CodeNotOptedIn, fmt.Sprintf("pod does not carry label %s=true", v1alpha1.LabelPodInject), false), true
+			// The mutating webhook selects pods by this label: such a pod
+			// never reaches it, so this reason is seen only in `faultline
+			// explain` and must say what to change.
+			return Skip(CodeNotOptedIn, fmt.Sprintf("pod does not carry label %s=true (only a namespace labelled %s=%s takes pods without it): the injector never sees such a pod; add the label to the pod template",
+				v1alpha1.LabelPodInject, v1alpha1.LabelNamespaceInjection, v1alpha1.NamespaceInjectionAll), false), true
 		}
 	}
 	if pod.Spec.HostNetwork {

@@ -155,6 +155,12 @@ func TestAgainstARealAPIServer(t *testing.T) {
 			t.Fatalf("got %v, want a denial naming the field", err)
 		}
 		d.Spec.Template.Annotations[v1alpha1.AnnotationFaults] = "network: [{delay: 100ms}]"
+		d.Spec.Template.Annotations[v1alpha1.AnnotationAgentMemoryLimit] = "4Gi"
+		err = c.Create(ctx, d)
+		if err == nil || !strings.Contains(err.Error(), "faultline.dev/agent-memory-limit: 4Gi is outside what the operator allows (from 32Mi to 256Mi)") {
+			t.Fatalf("got %v, want a denial naming the override and its bounds", err)
+		}
+		delete(d.Spec.Template.Annotations, v1alpha1.AnnotationAgentMemoryLimit)
 		if err := c.Create(ctx, d); err != nil {
 			t.Fatalf("the corrected Deployment was refused: %v", err)
 		}
@@ -173,7 +179,7 @@ func serveWebhook(t *testing.T, ctx context.Context, wo envtest.WebhookInstallOp
 	t.Helper()
 	srv := webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir})
 	srv.Register(Path, &webhook.Admission{Handler: h})
-	srv.Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{}})
+	srv.Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{Injector: NewInjector(DefaultConfig())}})
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(sctx) }()

@@ -48,6 +48,8 @@ type Config struct {
 	// Version is recorded in the status annotation.
 	Version   string
 	Resources corev1.ResourceRequirements
+	// Bounds limit what a workload may set for its agent by annotation.
+	Bounds Bounds
 }
 
 // DefaultConfig is what the webhook binary starts from.
@@ -68,6 +70,10 @@ func DefaultConfig() Config {
 				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			},
 		},
+		Bounds: Bounds{
+			MinCPU: resource.MustParse("5m"), MaxCPU: resource.MustParse("1"),
+			MinMemory: resource.MustParse("32Mi"), MaxMemory: resource.MustParse("256Mi"),
+		},
 	}
 }
 
@@ -80,6 +86,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sidecar mode %q: must be native or classic", c.SidecarMode)
 	case c.AgentPort < 1 || c.AgentPort > 65535:
 		return fmt.Errorf("agent port %d: must be 1-65535", c.AgentPort)
+	case c.Bounds.MinCPU.Cmp(c.Bounds.MaxCPU) > 0 && !c.Bounds.MaxCPU.IsZero():
+		return fmt.Errorf("agent override CPU bounds: minimum %s is above maximum %s", c.Bounds.MinCPU.String(), c.Bounds.MaxCPU.String())
+	case c.Bounds.MinMemory.Cmp(c.Bounds.MaxMemory) > 0 && !c.Bounds.MaxMemory.IsZero():
+		return fmt.Errorf("agent override memory bounds: minimum %s is above maximum %s", c.Bounds.MinMemory.String(), c.Bounds.MaxMemory.String())
+	}
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		req, hasReq := c.Resources.Requests[name]
+		lim, hasLim := c.Resources.Limits[name]
+		if hasReq && hasLim && req.Cmp(lim) > 0 {
+			return fmt.Errorf("agent %s request %s: must not be above its limit %s", name, req.String(), lim.String())
+		}
 	}
 	return nil
 }

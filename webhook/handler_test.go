@@ -41,6 +41,7 @@ func testHandler(mode SidecarMode, reg prometheus.Registerer) *Handler {
 	cfg.AgentImage = "faultline-agent:test"
 	cfg.Version = "test"
 	cfg.SidecarMode = mode
+	cfg.Bounds.Images = []string{"faultline-agent:debug"}
 	return &Handler{
 		Decider: &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
 			Limiter: policy.AdmitRequested{Why: "opted in"}, Specs: policy.NewSpecCache(64)},

@@ -101,10 +101,14 @@ func (in *Injector) Config() Config { return in.cfg }
 // "" for a Pod, "/spec/template" for a Deployment, and so on. A conflict with
 // what the pod already has is returned as a reason, never papered over.
 func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, prefix string, spec *v1alpha1.FaultSpec) (*Patch, *policy.Reason) {
-	if r := conflicts(pod, in.cfg); r != nil {
+	cfg, problems := in.cfg.forWorkload(meta.Annotations)
+	if problems != nil {
+		return nil, overrideReason(problems)
+	}
+	if r := conflicts(pod, cfg); r != nil {
 		return nil, r
 	}
-	r, err := in.render(spec, ProbePorts(pod))
+	r, err := in.render(cfg, spec, ProbePorts(pod))
 	if err != nil {
 		return nil, &policy.Reason{Code: CodeConflict, Message: "encoding the injected containers: " + err.Error(), Notify: true}
 	}
@@ -148,16 +152,17 @@ func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, pre
 	return p, nil
 }
 
-func (in *Injector) render(spec *v1alpha1.FaultSpec, probes []int32) (*rendered, error) {
+// render builds what is injected for cfg (the injector's, with the
+// workload's overrides) and spec, cached by everything it depends on.
+func (in *Injector) render(cfg Config, spec *v1alpha1.FaultSpec, probes []int32) (*rendered, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
-	key := string(specJSON) + "|" + fmt.Sprint(probes)
+	key := string(specJSON) + "|" + fmt.Sprint(probes) + "|" + cfg.AgentImage + "|" + cfg.Resources.String()
 	if r, ok := in.cache.Get(key); ok {
 		return r, nil
 	}
-	cfg := in.cfg
 	volumes := []corev1.Volume{PodInfoVolume()}
 	if spec.HasClock() {
 		volumes = append(volumes, TimeVolume())

@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&cfg.AgentImage, "agent-image", cfg.AgentImage, "image of faultline-agent")
 	var agentPort int
 	flag.IntVar(&agentPort, "agent-port", int(cfg.AgentPort), "port of the agent's HTTP endpoints inside the pod")
+	bindAgentFlags(flag.CommandLine, &cfg)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -38,6 +38,7 @@ func wire(mgr ctrl.Manager, cfg fwebhook.Config, ownNamespace string, certs cert
 	if err := addRotator(mgr, certs); err != nil {
 		return fmt.Errorf("certificate rotation: %w", err)
 	}
+	injector := fwebhook.NewInjector(cfg)
 	// Decisions become Events on their pods once the informer sees them.
 	notifier := fwebhook.NewNotifier(mgr.GetEventRecorder("faultline-webhook"), time.Minute)
 	if _, err := controllers.WatchPodMetadata(ctx, mgr.GetCache(), notifier); err != nil {
@@ -52,11 +53,12 @@ func wire(mgr ctrl.Manager, cfg fwebhook.Config, ownNamespace string, certs cert
 			Specs:    specs,
 		},
 		Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()},
-		Injector:   fwebhook.NewInjector(cfg),
+		Injector:   injector,
 		Metrics:    fwebhook.NewMetrics(metrics.Registry),
 		Notifier:   notifier,
 	}})
-	mgr.GetWebhookServer().Register(fwebhook.ValidatePath, &webhook.Admission{Handler: &fwebhook.WorkloadValidator{}})
+	mgr.GetWebhookServer().Register(fwebhook.ValidatePath, &webhook.Admission{Handler: &fwebhook.WorkloadValidator{
+		Injector: injector, Namespaces: fwebhook.ClientNamespaces{Reader: mgr.GetClient()}}})
 
 	// Policies bind running pods (kill switch, deletion, windows, limits,
 	// selectors, opt-in, maxPercent); with --leader-elect one replica does it.

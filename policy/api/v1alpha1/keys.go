@@ -91,3 +91,19 @@ func AsksForFaults(annotations map[string]string) bool {
 	_, profile := annotations[AnnotationProfile]
 	return faults || profile
 }
+
+// Per-workload settings for the injected agent, on the pod (template). The
+// webhook applies them within the bounds its operator set (the chart's
+// agent.overrides); outside them the pod is not injected and the reason
+// names the annotation, the value and the bound.
+const (
+	// AnnotationAgentImage replaces the agent's image with one of the
+	// images the operator allowed.
+	AnnotationAgentImage = "faultline.dev/agent-image"
+	// AnnotationAgentCPU and AnnotationAgentMemory are the agent's requests;
+	// the -limit ones its limits (Kubernetes quantities).
+	AnnotationAgentCPU         = "faultline.dev/agent-cpu"
+	AnnotationAgentMemory      = "faultline.dev/agent-memory"
+	AnnotationAgentCPULimit    = "faultline.dev/agent-cpu-limit"
+	AnnotationAgentMemoryLimit = "faultline.dev/agent-memory-limit"
+)
