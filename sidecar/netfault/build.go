@@ -130,7 +130,8 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 			}
 		}
 	}
-	named := namedPrefixes(spec, o.Resolve)
+	rules := resolveRules(spec, o.Resolve)
+	named := namedPrefixes(rules)
 	for _, pfx := range o.APIServer {
 		if !slices.Contains(named, pfx) {
 			out = append(out, "-d "+pfx.String()+" -j RETURN")
@@ -139,26 +140,21 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	}
 	kinds := map[string]bool{}
 	for i, r := range spec.Network {
-		ro, ri, refused, queues, err := buildRule(i, &r, o, kinds)
 		var ue *UnresolvedError
-		if errors.As(err, &ue) {
+		if err := rules[i].err; errors.As(err, &ue) {
 			// The rule waits for its host (a Service not created yet, a
 			// typo): the others apply now, and the agent retries.
 			p.Unresolved = append(p.Unresolved, err.Error())
 			continue
-		}
-		if err != nil {
+		} else if err != nil && needsTargets(&r) {
 			return Plan{}, err
 		}
+		ro, ri, refused, queues := buildRule(i, &r, rules[i], o.Caps, kinds)
 		p.Delays = append(p.Delays, queues...)
 		out, in = append(out, ro...), append(in, ri...)
 		p.Refused = append(p.Refused, refused...)
 	}
-	shape, shaped, shapeRefused, shapeUnresolved, err := shaping(spec, o.Interface, o)
-	if err != nil {
-		return Plan{}, err
-	}
-	p.Unresolved = append(p.Unresolved, shapeUnresolved...)
+	shape, shaped, shapeRefused := shaping(spec, rules, o.Interface)
 	p.Shape, p.Interface = shape, o.Interface
 	p.Refused = append(p.Refused, shapeRefused...)
 	kinds["bandwidth"] = shaped
@@ -184,196 +180,6 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	b.WriteString("COMMIT\n")
 	p.Restore = b.String()
 	return p, nil
-}
-
-func buildRule(i int, r *v1alpha1.NetworkRule, o Options, kinds map[string]bool) (out, in, refused []string, queues []DelayRule, err error) {
-	where := fmt.Sprintf("network[%d]", i)
-	refuse := func(field, why string) { refused = append(refused, where+"."+field+": "+why) }
-	var delay *DelayRule
-	if r.Delay != "" || r.Corrupt != "" {
-		// The NFQUEUE engine is used on every kernel, netem or not: one
-		// path for delay, jitter shapes, correlation, reorder and corrupt,
-		// tested here (this machine's kernel has no netem).
-		switch {
-		case !o.Caps.NFQueue:
-			for field, v := range map[string]string{"delay": r.Delay, "corrupt": r.Corrupt, "reorder": r.Reorder} {
-				if v != "" {
-					refuse(field, "this kernel has no NFQUEUE support for the delay engine")
-				}
-			}
-		default:
-			delay = &DelayRule{Queue: uint16(QueueBase + i), Dist: r.Distribution}
-			delay.Delay, _ = v1alpha1.ParseDuration(r.Delay) // validated already
-			delay.Jitter, _ = v1alpha1.ParseDuration(r.Jitter)
-			delay.Correlation, _ = v1alpha1.ParsePercent(r.Correlation)
-			delay.Reorder, _ = v1alpha1.ParsePercent(r.Reorder)
-			delay.Corrupt, _ = v1alpha1.ParsePercent(r.Corrupt)
-		}
-	}
-	if r.Duplicate != "" {
-		// A queue verdict cannot send a packet twice.
-		refuse("duplicate", "needs sch_netem"+map[bool]string{true: ", and faultline's netem layout is not built yet", false: ", which this kernel lacks; the delay engine cannot duplicate packets"}[o.Caps.Netem])
-	}
-	slices.Sort(refused)
-	if !r.Partition && !r.Reset && r.Loss == "" && delay == nil {
-		return nil, nil, refused, nil, nil
-	}
-
-	targets, err := expand(r.To, o.Resolve)
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("%s.to: %w", where, err)
-	}
-	excepts, err := expand(r.Except, o.Resolve)
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("%s.except: %w", where, err)
-	}
-	egress := r.Direction != v1alpha1.DirectionIngress
-	ingress := r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth
-	targets = slices.DeleteFunc(targets, func(t v1alpha1.Target) bool {
-		if t.Prefix.IsValid() && !t.Prefix.Addr().Is4() {
-			refuse("to", t.String()+": IPv6 destinations are not supported yet")
-			return true
-		}
-		return false
-	})
-	excepts = slices.DeleteFunc(excepts, func(t v1alpha1.Target) bool { return t.Prefix.IsValid() && !t.Prefix.Addr().Is4() })
-	if len(targets) == 0 {
-		if len(r.To) > 0 {
-			return nil, nil, refused, nil, nil // every destination was refused
-		}
-		targets = []v1alpha1.Target{{}}
-	}
-	// Excepts RETURN before this rule's drops. A RETURN leaves faultline's
-	// chain, so the address is also spared by later rules: "never touched".
-	for _, e := range excepts {
-		for _, m := range egressMatches(e) {
-			out = append(out, m.join("-j RETURN"))
-		}
-		for _, m := range egressReplyMatches(e) {
-			in = append(in, m.join("-j RETURN"))
-		}
-		for _, m := range ingressMatches(e) {
-			in = append(in, m.join("-j RETURN"))
-		}
-	}
-	// Egress loss and partition stop the packets going out. A DROP in
-	// OUTPUT would hand EPERM back to the sender, so they go through a
-	// queue whose verdicts drop them later, silently (UDP included; a TCP
-	// connect times out); --queue-bypass: if the agent is gone they pass.
-	// Without NFQUEUE only the replies are dropped, and the status says so.
-	var drop *DelayRule
-	if egress && (r.Partition && !r.Reset || r.Loss != "" && !r.Partition && !r.Reset) {
-		p := 1.0
-		if !r.Partition {
-			p, _ = v1alpha1.ParsePercent(r.Loss) // validated already
-		}
-		if o.Caps.NFQueue {
-			drop = &DelayRule{Queue: uint16(DropQueueBase + i), Drop: p}
-		} else {
-			field := map[bool]string{true: "partition", false: "loss"}[r.Partition]
-			refuse(field, "egress: this kernel has no NFQUEUE, so only the target's packets to us are dropped; one-way traffic to it is untouched")
-		}
-	}
-	if drop != nil {
-		q := "-j NFQUEUE --queue-num " + strconv.Itoa(int(drop.Queue)) + " --queue-bypass"
-		for _, t := range targets {
-			for _, m := range egressMatches(t) {
-				out = append(out, m.join(q))
-			}
-		}
-	}
-	for _, t := range targets {
-		switch {
-		case r.Reset:
-			kinds["reset"] = true
-			if egress {
-				// A locally generated SYN rejected in OUTPUT is answered
-				// by a RST to our own socket: connect() is refused at once.
-				for _, m := range egressMatches(t) {
-					if m.proto == "" || m.proto == "tcp" {
-						m.proto = "tcp"
-						out = append(out, m.join("-j REJECT --reject-with tcp-reset"))
-					}
-				}
-				if r.Partition {
-					for _, m := range egressReplyMatches(t) {
-						if m.proto == "udp" || m.proto == "" {
-							m.proto = "udp"
-							in = append(in, m.join("-j DROP"))
-						}
-					}
-				}
-			}
-			if ingress {
-				for _, m := range ingressMatches(t) {
-					if m.proto == "" || m.proto == "tcp" {
-						m.proto = "tcp"
-						in = append(in, m.join("-j REJECT --reject-with tcp-reset"))
-					}
-				}
-			}
-		case r.Partition:
-			kinds["partition"] = true
-			// Both ways, and silent like a real partition: what we send
-			// goes through the drop queue above, what the target sends us
-			// is dropped here, so connect() times out instead of failing
-			// with EPERM, and the target sees nothing (no half-open).
-			if egress {
-				for _, m := range egressReplyMatches(t) {
-					in = append(in, m.join("-j DROP"))
-				}
-			}
-			if ingress {
-				for _, m := range ingressMatches(t) {
-					in = append(in, m.join("-j DROP"))
-				}
-			}
-		case r.Loss != "":
-			kinds["loss"] = true
-			frac, _ := v1alpha1.ParsePercent(r.Loss) // validated already
-			stat := "-m statistic --mode random --probability " + strconv.FormatFloat(frac, 'f', 6, 64) + " -j DROP"
-			// Egress loss goes through the drop queue above; without
-			// NFQUEUE it drops the inbound half (the target's packets to
-			// us): each round trip is still lost with the probability.
-			if egress && drop == nil {
-				for _, m := range egressReplyMatches(t) {
-					in = append(in, m.join(stat))
-				}
-			}
-			if ingress {
-				for _, m := range ingressMatches(t) {
-					in = append(in, m.join(stat))
-				}
-			}
-		}
-	}
-	if delay != nil {
-		kinds["delay"] = kinds["delay"] || delay.Delay > 0
-		kinds["corrupt"] = kinds["corrupt"] || delay.Corrupt > 0
-		// Queue what comes back from the target (egress) or what the peer
-		// sends us (ingress): the round trip grows by the delay, and
-		// --queue-bypass lets traffic through if the agent is gone.
-		q := "-j NFQUEUE --queue-num " + strconv.Itoa(int(delay.Queue)) + " --queue-bypass"
-		for _, t := range targets {
-			if egress {
-				for _, m := range egressReplyMatches(t) {
-					in = append(in, m.join(q))
-				}
-			}
-			if ingress {
-				for _, m := range ingressMatches(t) {
-					in = append(in, m.join(q))
-				}
-			}
-		}
-	}
-	if delay != nil {
-		queues = append(queues, *delay)
-	}
-	if drop != nil {
-		queues = append(queues, *drop)
-	}
-	return out, in, refused, queues, nil
 }
 
 func (m match) join(action string) string {
@@ -460,24 +266,39 @@ func expand(raw []string, resolve func(string) ([]netip.Addr, error)) ([]v1alpha
 	return out, nil
 }
 
-// namedPrefixes are addresses rules name explicitly (they lift the API
-// server exemption).
-func namedPrefixes(spec *v1alpha1.FaultSpec, resolve func(string) ([]netip.Addr, error)) []netip.Prefix {
+// resolvedRule is one rule's destinations, resolved once per Build: the
+// iptables rules, the tc filters and the API server exemption then agree
+// even when a name's addresses change while the plan is built.
+type resolvedRule struct {
+	to, except []v1alpha1.Target
+	// err is an UnresolvedError (the rule waits for its host) or a target
+	// that does not parse.
+	err error
+}
+
+func resolveRules(spec *v1alpha1.FaultSpec, resolve func(string) ([]netip.Addr, error)) []resolvedRule {
+	out := make([]resolvedRule, len(spec.Network))
+	for i, r := range spec.Network {
+		where := fmt.Sprintf("network[%d]", i)
+		rr := &out[i]
+		if rr.to, rr.err = expand(r.To, resolve); rr.err != nil {
+			rr.err = fmt.Errorf("%s.to: %w", where, rr.err)
+		} else if rr.except, rr.err = expand(r.Except, resolve); rr.err != nil {
+			rr.err = fmt.Errorf("%s.except: %w", where, rr.err)
+		}
+	}
+	return out
+}
+
+// namedPrefixes are addresses rules name explicitly, by address or by a
+// name that resolves to it (kubernetes.default.svc names the API server
+// as surely as its address does): they lift the API server exemption.
+func namedPrefixes(rules []resolvedRule) []netip.Prefix {
 	var out []netip.Prefix
-	for _, r := range spec.Network {
-		for _, s := range r.To {
-			t, err := v1alpha1.ParseTarget(s)
-			switch {
-			case err != nil:
-			case t.Prefix.IsValid():
+	for _, r := range rules {
+		for _, t := range r.to {
+			if t.Prefix.IsValid() {
 				out = append(out, t.Prefix)
-			case t.Host != "" && resolve != nil:
-				// kubernetes.default.svc names the API server as surely
-				// as its address does.
-				addrs, _ := resolve(t.Host)
-				for _, a := range addrs {
-					out = append(out, netip.PrefixFrom(a, a.BitLen()))
-				}
 			}
 		}
 	}

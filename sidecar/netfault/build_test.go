@@ -115,6 +115,35 @@ func TestAnUnresolvableHostLeavesOutOnlyItsRule(t *testing.T) {
 	}
 }
 
+// A name is resolved once per plan: the iptables rules, the tc filters and
+// the API server exemption agree even when its addresses change between
+// lookups (a DNS answer rotating, a Service moving mid-build).
+func TestAHostIsResolvedOncePerPlanSoRulesAndFiltersAgree(t *testing.T) {
+	spec, errs := v1alpha1.ParseFaultSpec(`network:
+  - {delay: 100ms, bandwidth: 1Mbit, to: [moving.svc]}`, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs.ToAggregate())
+	}
+	o := testOptions()
+	o.Interface, o.Caps.NFQueue = "eth0", true
+	lookups := 0
+	o.Resolve = func(string) ([]netip.Addr, error) {
+		lookups++
+		return []netip.Addr{netip.AddrFrom4([4]byte{10, 1, 0, byte(lookups)})}, nil
+	}
+	plan, err := Build(spec, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lookups != 1 {
+		t.Errorf("moving.svc looked up %d times for one plan, want 1", lookups)
+	}
+	shape := fmt.Sprint(plan.Shape)
+	if !strings.Contains(plan.Restore, "-s 10.1.0.1/32") || !strings.Contains(shape, "10.1.0.1/32") {
+		t.Errorf("iptables and tc disagree on moving.svc:\n%s\n%s", plan.Restore, shape)
+	}
+}
+
 // Apply and Remove read once and write once; the recorded commands show the
 // jump added when missing, de-duplicated after a crash, and nothing of other
 // owners named.

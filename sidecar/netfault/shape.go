@@ -2,7 +2,6 @@ package netfault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,80 +23,42 @@ const (
 // another owner, and faultline refuses to replace it.
 var defaultQdiscs = []string{"noqueue", "pfifo_fast", "fq_codel", "mq", "pfifo", "fq", "sfq"}
 
-// shaping builds the tc commands for every rule with bandwidth, on iface
-// (egress) and on the IFB device (ingress).
-func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]string, active bool, refused, unresolved []string, err error) {
-	type dev struct {
-		name    string
-		classes [][]string
-		filters [][]string
-	}
-	egress := &dev{name: iface}
-	ingress := &dev{name: IFBDevice}
+// shapeDev is one device's HTB classes and filters: the pod's interface
+// for egress, the IFB device its ingress is redirected to.
+type shapeDev struct {
+	name    string
+	classes [][]string
+	filters [][]string
+}
+
+// shaping is the tc layout for the spec's bandwidth rules, on the
+// destinations Build resolved (rules), so the filters match what the
+// iptables rules match. Rules still waiting for a host are skipped (Build
+// reports them).
+func shaping(spec *v1alpha1.FaultSpec, rules []resolvedRule, iface string) (cmds [][]string, active bool, refused []string) {
+	egress, ingress := &shapeDev{name: iface}, &shapeDev{name: IFBDevice}
 	for i, r := range spec.Network {
-		if r.Bandwidth == "" {
+		switch {
+		case r.Bandwidth == "" || rules[i].err != nil:
 			continue
-		}
-		if iface == "" {
+		case iface == "":
 			refused = append(refused, fmt.Sprintf("network[%d].bandwidth: no network interface found to shape", i))
 			continue
 		}
 		bps, _ := v1alpha1.ParseBandwidth(r.Bandwidth) // validated already
-		targets, err := expand(r.To, resolve.Resolve)
-		var ue *UnresolvedError
-		if errors.As(err, &ue) {
-			unresolved = append(unresolved, fmt.Sprintf("network[%d].to: %v", i, err))
-			continue // this rule waits for its host; the others apply
-		}
-		if err != nil {
-			return nil, false, nil, nil, fmt.Errorf("network[%d].to: %w", i, err)
-		}
+		rate := strconv.FormatUint(bps, 10) + "bit"
 		class := shapeHandle + strconv.Itoa(10+i)
-		for _, d := range []struct {
-			dev     *dev
-			on      bool
-			addrSel string
-			portSel string
-		}{
-			// Egress: the remote address and port. Ingress: the remote
-			// address and our local port, as in the iptables rules.
-			{egress, r.Direction != v1alpha1.DirectionIngress, "dst", "dport"},
-			{ingress, r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth, "src", "dport"},
-		} {
-			if !d.on {
-				continue
-			}
-			rate := strconv.FormatUint(bps, 10) + "bit"
-			d.dev.classes = append(d.dev.classes, []string{"tc", "class", "add", "dev", d.dev.name, "parent", shapeHandle, "classid", class,
-				"htb", "rate", rate, "ceil", rate})
-			if len(targets) == 0 {
-				d.dev.filters = append(d.dev.filters, []string{"tc", "filter", "add", "dev", d.dev.name, "parent", shapeHandle,
-					"protocol", "ip", "prio", "1", "u32", "match", "u32", "0", "0", "flowid", class})
-			}
-			for _, t := range targets {
-				if t.Prefix.IsValid() && !t.Prefix.Addr().Is4() {
-					refused = append(refused, fmt.Sprintf("network[%d].to: %s: IPv6 destinations are not supported yet", i, t))
-					continue
-				}
-				f := []string{"tc", "filter", "add", "dev", d.dev.name, "parent", shapeHandle, "protocol", "ip", "prio", "1", "u32"}
-				if t.Prefix.IsValid() {
-					f = append(f, "match", "ip", d.addrSel, t.Prefix.String())
-				}
-				if t.Protocol != "" {
-					f = append(f, "match", "ip", "protocol", map[string]string{"tcp": "6", "udp": "17"}[t.Protocol], "0xff")
-				}
-				if t.Port != 0 {
-					f = append(f, "match", "ip", d.portSel, strconv.Itoa(int(t.Port)), "0xffff")
-				}
-				if len(f) == 12 {
-					f = append(f, "match", "u32", "0", "0")
-				}
-				d.dev.filters = append(d.dev.filters, append(f, "flowid", class))
-			}
-			active = true
+		// Egress: the remote address and port. Ingress: the remote address
+		// and our local port, as in the iptables rules.
+		if r.Direction != v1alpha1.DirectionIngress {
+			refused = append(refused, egress.shapeRule(i, rules[i].to, class, rate, "dst")...)
 		}
+		if r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth {
+			refused = append(refused, ingress.shapeRule(i, rules[i].to, class, rate, "src")...)
+		}
+		active = true
 	}
-	for _, d := range []*dev{egress, ingress} {
+	for _, d := range []*shapeDev{egress, ingress} {
 		if len(d.classes) == 0 {
 			continue
 		}
@@ -115,7 +76,40 @@ func shaping(spec *v1alpha1.FaultSpec, iface string, resolve Options) (cmds [][]
 		cmds = append(cmds, d.classes...)
 		cmds = append(cmds, d.filters...)
 	}
-	return cmds, active, refused, unresolved, nil
+	return cmds, active, refused
+}
+
+// shapeRule adds rule i's class and a u32 filter per destination (addrSel:
+// dst on egress, src on ingress; the port is always ours or theirs as
+// dport, as in the iptables rules).
+func (d *shapeDev) shapeRule(i int, targets []v1alpha1.Target, class, rate, addrSel string) (refused []string) {
+	d.classes = append(d.classes, []string{"tc", "class", "add", "dev", d.name, "parent", shapeHandle, "classid", class,
+		"htb", "rate", rate, "ceil", rate})
+	if len(targets) == 0 {
+		d.filters = append(d.filters, []string{"tc", "filter", "add", "dev", d.name, "parent", shapeHandle,
+			"protocol", "ip", "prio", "1", "u32", "match", "u32", "0", "0", "flowid", class})
+	}
+	for _, t := range targets {
+		if t.Prefix.IsValid() && !t.Prefix.Addr().Is4() {
+			refused = append(refused, fmt.Sprintf("network[%d].to: %s: IPv6 destinations are not supported yet", i, t))
+			continue
+		}
+		f := []string{"tc", "filter", "add", "dev", d.name, "parent", shapeHandle, "protocol", "ip", "prio", "1", "u32"}
+		if t.Prefix.IsValid() {
+			f = append(f, "match", "ip", addrSel, t.Prefix.String())
+		}
+		if t.Protocol != "" {
+			f = append(f, "match", "ip", "protocol", map[string]string{"tcp": "6", "udp": "17"}[t.Protocol], "0xff")
+		}
+		if t.Port != 0 {
+			f = append(f, "match", "ip", "dport", strconv.Itoa(int(t.Port)), "0xffff")
+		}
+		if len(f) == 12 {
+			f = append(f, "match", "u32", "0", "0")
+		}
+		d.filters = append(d.filters, append(f, "flowid", class))
+	}
+	return refused
 }
 
 // applyShaping installs plan.Shape on a clean slate, refusing to replace a
