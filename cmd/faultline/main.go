@@ -8,14 +8,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
-	"github.com/faultline-dev/faultline/webhook"
 	"github.com/faultline-dev/faultline/webhook/kubeinject"
 	"github.com/faultline-dev/faultline/webhook/workload"
 	"sigs.k8s.io/yaml"
@@ -57,149 +54,70 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return errBadInput
-	}
-	cmd, args := args[0], args[1:]
-	if cmd == "version" || cmd == "--version" {
-		fmt.Fprintln(stdout, "faultline", version)
-		return nil
-	}
-	fs := flag.NewFlagSet("faultline "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	file := fs.String("f", "", "manifest file, or - for stdin")
-	namespace := fs.String("namespace", "default", "namespace for objects that do not name one")
-	cfg := webhook.DefaultConfig()
-	var allowAll bool
-	var mode, policiesDir string
-	if cmd == "inject" || cmd == "explain" {
-		fs.StringVar(&policiesDir, "policies", "", "directory of ChaosPolicy YAML to decide with")
-		// explain's "no policy" answer suggests it, so explain takes it too.
-		fs.BoolVar(&allowAll, "allow-all", false, "preview as if a ChaosPolicy allowed every requested fault")
-	}
-	if cmd == "inject" {
-		fs.StringVar(&mode, "sidecar", string(webhook.SidecarNative), "native or classic")
-		fs.StringVar(&cfg.AgentImage, "agent-image", cfg.AgentImage, "agent image")
-	} else if cmd == "-h" || cmd == "--help" || cmd == "help" {
-		fmt.Fprint(stdout, help+usage+"\n")
-		return nil
-	} else if cmd != "validate" && cmd != "explain" {
-		fmt.Fprintf(stderr, "faultline: unknown command %q: want inject, explain, validate or version\n", cmd)
-		return errBadInput
-	}
-	var output string
-	if cmd == "explain" {
-		fs.StringVar(&output, "output", "", "text (default), json or yaml")
-		fs.StringVar(&output, "o", "", "shorthand for --output")
-	}
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, help+usage+"\n")
-		return nil
-	} else if err != nil {
-		fmt.Fprintf(stderr, "faultline %s: %v; %s\n", cmd, err, usage)
-		return errBadInput
-	}
-	if *file == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "faultline %s: -f FILE is required and takes no other arguments; %s\n", cmd, usage)
-		return errBadInput
-	}
-	if output != "" && output != "text" && output != "json" && output != "yaml" {
-		fmt.Fprintf(stderr, "faultline explain: --output %q: want text, json or yaml\n", output)
-		return errBadInput
-	}
-	if allowAll && policiesDir != "" {
-		fmt.Fprintf(stderr, "faultline %s: --policies and --allow-all exclude each other: decide with the policies, or preview as if one allowed everything\n", cmd)
-		return errBadInput
-	}
-	cfg.SidecarMode = webhook.SidecarMode(mode)
-	if mode == "" {
-		cfg.SidecarMode = webhook.SidecarNative
-	}
-	var policies []v1alpha1.ChaosPolicy
-	if policiesDir != "" {
-		var err error
-		if policies, err = workload.ReadPolicies(policiesDir); err != nil {
-			fmt.Fprintf(stderr, "faultline %s: %v\n", cmd, err)
-			return errBadInput
-		}
-	}
-	if cmd == "inject" {
-		if err := cfg.Validate(); err != nil {
-			fmt.Fprintf(stderr, "faultline inject: %v\n", err)
-			return errBadInput
-		}
-	}
-
-	in := stdin
-	if *file != "-" {
-		f, err := os.Open(*file)
-		if err != nil {
-			fmt.Fprintf(stderr, "faultline %s: %v\n", cmd, err)
-			return errBadInput
-		}
-		defer f.Close()
-		in = f
-	}
-	objs, err := workload.Read(in, *namespace)
+	inv, err := parseArgs(args, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "faultline %s: %s: %v\n", cmd, *file, err)
+		fmt.Fprintln(stderr, err)
 		return errBadInput
 	}
-	if len(objs) == 0 {
-		fmt.Fprintf(stderr, "faultline %s: %s: no objects in the input\n", cmd, *file)
+	if inv == nil {
+		return nil // help or version, printed
+	}
+	objs, err := inv.read(stdin)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
 		return errBadInput
 	}
-
 	problems := workload.Validate(objs)
 	for _, p := range problems {
 		fmt.Fprintln(stderr, p.String())
 	}
-	if cmd == "validate" {
+	if inv.cmd == "validate" {
 		if len(problems) > 0 {
 			return errBadInput
 		}
 		fmt.Fprintf(stderr, "%d objects, faultline annotations valid\n", len(objs))
 		return nil
 	}
-
 	// Nothing reaches stdout unless the whole input is good: with a bad
 	// annotation, `faultline inject | kubectl apply -f -` without pipefail
 	// would otherwise apply it.
 	var out bytes.Buffer
-	outcomes, err := kubeinject.Inject(ctx, objs, kubeinject.Options{Config: cfg, AllowAll: allowAll, Policies: policies}, &out)
+	outcomes, err := kubeinject.Inject(ctx, objs, kubeinject.Options{Config: inv.cfg, AllowAll: inv.allowAll, Policies: inv.policies}, &out)
 	if err != nil {
 		return err
 	}
-	if cmd == "inject" && len(problems) == 0 {
+	if inv.cmd == "inject" && len(problems) == 0 {
 		if _, err := stdout.Write(out.Bytes()); err != nil {
 			return err
 		}
 	}
-	if cmd == "explain" {
+	if inv.cmd == "explain" {
 		stderr = stdout // explain's answer is its output
-		if output == "json" || output == "yaml" {
-			if err := writeExplained(stdout, outcomes, output); err != nil {
-				return err
-			}
-			if len(problems) > 0 {
-				return errBadInput
-			}
-			return nil
-		}
 	}
-	for _, oc := range outcomes {
-		if oc.Injected {
-			fmt.Fprintf(stderr, "%s: injected %v\n", oc.Object.ID(), oc.Decision.Spec.Kinds())
-			for _, w := range oc.Warnings {
-				fmt.Fprintf(stderr, "%s: %s\n", oc.Object.ID(), w)
-			}
-			continue
-		}
-		fmt.Fprintf(stderr, "%s: not injected: %s\n", oc.Object.ID(), oc.Decision.Message())
+	if err := report(stderr, outcomes, inv.output); err != nil {
+		return err
 	}
 	if len(problems) > 0 {
 		return errBadInput
+	}
+	return nil
+}
+
+// report says what was decided for each pod template: a line each, or
+// the decisions as JSON or YAML (explain --output).
+func report(w io.Writer, outcomes []kubeinject.Outcome, output string) error {
+	if output == "json" || output == "yaml" {
+		return writeExplained(w, outcomes, output)
+	}
+	for _, oc := range outcomes {
+		if oc.Injected {
+			fmt.Fprintf(w, "%s: injected %v\n", oc.Object.ID(), oc.Decision.Spec.Kinds())
+			for _, warning := range oc.Warnings {
+				fmt.Fprintf(w, "%s: %s\n", oc.Object.ID(), warning)
+			}
+			continue
+		}
+		fmt.Fprintf(w, "%s: not injected: %s\n", oc.Object.ID(), oc.Decision.Message())
 	}
 	return nil
 }
