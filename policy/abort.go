@@ -10,6 +10,9 @@ import (
 // What a policy's abortWhen says about chaos now, as recorded in its status
 // by the AbortWatcher (policy/controllers).
 
+// ConditionAborted is set on a ChaosPolicy that paused itself.
+const ConditionAborted = "Aborted"
+
 // ConditionAbortEvaluated is True while abortWhen answers for the policy's
 // current generation; without it the policy allows no chaos.
 const ConditionAbortEvaluated = "AbortEvaluated"

@@ -21,8 +21,6 @@ import (
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-// ConditionAborted is set on a ChaosPolicy that paused itself.
-const ConditionAborted = "Aborted"
 
 // AbortWatcher is the rollback condition: for every ChaosPolicy with
 // abortWhen it runs the Prometheus query; when the value stays above the
@@ -192,7 +190,7 @@ func (a *AbortWatcher) pause(ctx context.Context, pol *v1alpha1.ChaosPolicy, msg
 	}
 	orig = pol.DeepCopy()
 	meta.SetStatusCondition(&pol.Status.Conditions, metav1.Condition{
-		Type: ConditionAborted, Status: metav1.ConditionTrue, Reason: "ThresholdCrossed", Message: msg,
+		Type: policy.ConditionAborted, Status: metav1.ConditionTrue, Reason: "ThresholdCrossed", Message: msg,
 		ObservedGeneration: pol.Generation,
 	})
 	return a.Client.Status().Patch(ctx, pol, client.MergeFrom(orig))

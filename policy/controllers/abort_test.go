@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/faultline-dev/faultline/hack/testenv"
+	"github.com/faultline-dev/faultline/policy"
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
@@ -82,9 +83,17 @@ func TestAbortWhenPausesThePolicyAgainstARealPrometheus(t *testing.T) {
 		_ = c.Get(ctx, client.ObjectKeyFromObject(pol), &p)
 		return p.Spec.Paused
 	}
-	time.Sleep(4 * time.Second)
-	if paused() {
-		t.Fatal("the policy paused while the error rate was below the threshold")
+	// Once abortWhen has answered for this generation, a rate below the
+	// threshold must keep the policy running through several evaluations.
+	waitUntil(t, 20*time.Second, "abortWhen to have been evaluated", func() bool {
+		var p v1alpha1.ChaosPolicy
+		_ = c.Get(ctx, client.ObjectKeyFromObject(pol), &p)
+		return policy.AbortUnknown(&p) == ""
+	})
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if paused() {
+			t.Fatal("the policy paused while the error rate was below the threshold")
+		}
 	}
 	errorRate.Store("12")
 	crossed := time.Now()
@@ -95,7 +104,7 @@ func TestAbortWhenPausesThePolicyAgainstARealPrometheus(t *testing.T) {
 	waitUntil(t, 5*time.Second, "the Aborted condition", func() bool {
 		var p v1alpha1.ChaosPolicy
 		_ = c.Get(ctx, client.ObjectKeyFromObject(pol), &p)
-		cond = meta.FindStatusCondition(p.Status.Conditions, ConditionAborted)
+		cond = meta.FindStatusCondition(p.Status.Conditions, policy.ConditionAborted)
 		return cond != nil
 	})
 	if !strings.Contains(cond.Message, "app_error_rate = 12, above 5") {

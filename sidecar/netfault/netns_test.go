@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,7 +127,29 @@ func (n *netns) serve(t *testing.T, ports ...int) {
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	}
-	time.Sleep(200 * time.Millisecond) // listeners up
+	for _, p := range ports {
+		waitListening(t, n.peer, p, "tcp", "udp")
+	}
+}
+
+// waitListening waits until sockets of every proto listen on port in the
+// network namespace ns (the helpers start asynchronously), or fails.
+func waitListening(t *testing.T, ns string, port int, protos ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, proto := range protos {
+		flags := map[string]string{"tcp": "-Hltn", "udp": "-Hlun"}[proto]
+		for {
+			out, err := exec.Command("ip", "netns", "exec", ns, "ss", flags, "sport", "=", ":"+strconv.Itoa(port)).Output()
+			if err == nil && len(bytes.TrimSpace(out)) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nothing listens on %s port %d in %s after 10s", proto, port, ns)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 func (n *netns) fromPod(t *testing.T, mode, addr string) string {
@@ -475,7 +498,7 @@ func TestProbePortsAreExemptOnlyForTheKubelet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	time.Sleep(200 * time.Millisecond)
+	waitListening(t, n.pod, 8080, "tcp", "udp")
 	spec, errs := v1alpha1.ParseFaultSpec("network: [{partition: true, direction: both}]", nil)
 	if len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
@@ -556,7 +579,7 @@ func TestExemptionsAndOtherOwnersAreNeverTouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	time.Sleep(200 * time.Millisecond)
+	waitListening(t, n.pod, 8080, "tcp", "udp")
 	for i := 0; i < 3; i++ {
 		n.apply(t, "network: [{partition: true, direction: both}]", 8080)
 	}
@@ -915,7 +938,7 @@ func (n *netns) goodput(t *testing.T, src, dst, dstIP string, port int) float64 
 	if err := sink.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitListening(t, dst, port, "tcp")
 	blast := n.helperCmd(src, "blast", "0", net.JoinHostPort(dstIP, strconv.Itoa(port)))
 	if err := blast.Start(); err != nil {
 		t.Fatal(err)

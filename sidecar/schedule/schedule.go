@@ -1,7 +1,8 @@
 // Package schedule owns when faults are on: the FaultSpec's schedule
 // (every, for, jitter) turned into on/off windows anchored at the agent's
-// start. Windows are a pure function of time, so a restarted agent resumes
-// the same pattern and tests need no clock.
+// start. Windows are a pure function of the anchor and the time, so tests
+// need no clock. A restarted agent anchors anew: its pattern starts again
+// with a window (the README says so), it does not resume the old phase.
 package schedule
 
 import (
