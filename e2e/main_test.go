@@ -3,7 +3,7 @@
 // Package e2e runs the user stories end to end on a real one-node cluster
 // (hack/localnode: kubelet, containerd, CNI, kube-proxy, CoreDNS), with
 // faultline installed by its Helm chart from the images `make images`
-// built. `make e2e` (root) runs it and prints the summary table the README
+// built. `make e2e` (root) runs it and prints the summary table docs/development.md
 // quotes.
 package e2e
 
