@@ -21,7 +21,6 @@ import (
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 )
 
-
 // AbortWatcher is the rollback condition: for every ChaosPolicy with
 // abortWhen it runs the Prometheus query; when the value stays above the
 // threshold for the given duration, it sets the policy's kill switch (which
