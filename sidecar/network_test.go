@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -109,7 +110,8 @@ func TestARuleWaitingForItsHostIsAppliedOnceItResolves(t *testing.T) {
 
 // Rule hosts are looked up the way the pod's resolver would (search list,
 // ndots) and again when the first answer's TTL runs out, not on a fixed
-// timer: a real DNS server on loopback answers with TTL 3 s.
+// timer: a real DNS server on loopback answers with TTL 3 s. A dual-stack
+// Service has both an A and an AAAA record: both are returned.
 func TestHostsAreLookedUpAgainWhenTheirTTLRunsOut(t *testing.T) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -124,6 +126,9 @@ func TestHostsAreLookedUpAgainWhenTheirTTLRunsOut(t *testing.T) {
 			mu.Lock()
 			rr, _ := dns.NewRR("db.shop.svc.cluster.local. 3 IN A " + addr)
 			mu.Unlock()
+			if q.Question[0].Qtype == dns.TypeAAAA {
+				rr, _ = dns.NewRR("db.shop.svc.cluster.local. 5 IN AAAA fd00:96::5")
+			}
 			m.Answer = append(m.Answer, rr)
 		} else {
 			m.Rcode = dns.RcodeNameError
@@ -137,8 +142,8 @@ func TestHostsAreLookedUpAgainWhenTheirTTLRunsOut(t *testing.T) {
 	r.conf = &dns.ClientConfig{Servers: []string{"127.0.0.1"}, Port: port, Search: []string{"shop.svc.cluster.local", "svc.cluster.local", "cluster.local"}, Ndots: 5}
 
 	got, err := r.Resolve("db.shop.svc")
-	if err != nil || len(got) != 1 || got[0].String() != "10.96.5.5" {
-		t.Fatalf("Resolve = %v, %v", got, err)
+	if err != nil || fmt.Sprint(got) != "[10.96.5.5 fd00:96::5]" {
+		t.Fatalf("Resolve = %v, %v; want both families", got, err)
 	}
 	if next := r.next(); next != 3*time.Second {
 		t.Errorf("next lookup in %s, want the answer's TTL, 3s", next)
@@ -149,7 +154,7 @@ func TestHostsAreLookedUpAgainWhenTheirTTLRunsOut(t *testing.T) {
 	mu.Lock()
 	addr = "10.96.5.6" // the Service moved
 	mu.Unlock()
-	if got, _ := r.Resolve("db.shop.svc"); len(got) != 1 || got[0].String() != "10.96.5.6" {
+	if got, _ := r.Resolve("db.shop.svc"); len(got) != 2 || got[0].String() != "10.96.5.6" {
 		t.Errorf("after the move, Resolve = %v", got)
 	}
 }

@@ -54,7 +54,7 @@ func newTTLResolver(resolvConf string) *ttlResolver {
 	return &ttlResolver{conf: conf, client: &dns.Client{Dialer: dialer, Timeout: 2 * time.Second}}
 }
 
-// Resolve returns host's IPv4 addresses and notes their TTL.
+// Resolve returns host's addresses, both families, and notes their TTL.
 func (r *ttlResolver) Resolve(host string) ([]netip.Addr, error) {
 	if r.conf != nil {
 		if addrs, ttl, ok := r.lookup(host); ok {
@@ -69,26 +69,36 @@ func (r *ttlResolver) Resolve(host string) ([]netip.Addr, error) {
 }
 
 // lookup tries the names the pod's resolver would (search list, ndots) in
-// order; ok is false when no server could be asked (then Go's resolver is
+// order, asking for both families (A and AAAA: a dual-stack Service has
+// both); ok is false when no server could be asked (then Go's resolver is
 // the judge, and its answer the truth).
 func (r *ttlResolver) lookup(host string) ([]netip.Addr, time.Duration, bool) {
 	for _, name := range r.conf.NameList(host) {
-		q := new(dns.Msg)
-		q.SetQuestion(name, dns.TypeA)
-		resp, _, err := r.client.Exchange(q, net.JoinHostPort(r.conf.Servers[0], r.conf.Port))
-		if err != nil {
-			return nil, 0, false
-		}
-		if resp.Rcode != dns.RcodeSuccess {
-			continue
-		}
 		var addrs []netip.Addr
 		ttl := maxRefresh
-		for _, rr := range resp.Answer {
-			ttl = min(ttl, time.Duration(rr.Header().Ttl)*time.Second)
-			if a, ok := rr.(*dns.A); ok {
-				if ip, ok := netip.AddrFromSlice(a.A.To4()); ok {
-					addrs = append(addrs, ip)
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			q := new(dns.Msg)
+			q.SetQuestion(name, qtype)
+			resp, _, err := r.client.Exchange(q, net.JoinHostPort(r.conf.Servers[0], r.conf.Port))
+			if err != nil {
+				return nil, 0, false
+			}
+			if resp.Rcode != dns.RcodeSuccess {
+				continue
+			}
+			for _, rr := range resp.Answer {
+				ttl = min(ttl, time.Duration(rr.Header().Ttl)*time.Second)
+				var ip net.IP
+				switch a := rr.(type) {
+				case *dns.A:
+					ip = a.A.To4()
+				case *dns.AAAA:
+					ip = a.AAAA
+				default:
+					continue
+				}
+				if addr, ok := netip.AddrFromSlice(ip); ok {
+					addrs = append(addrs, addr.Unmap())
 				}
 			}
 		}

@@ -117,13 +117,18 @@ func TestAgentBinaryNetworkLifecycleSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("ip netns add: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	// Both families: the namespace has IPv6, so the agent writes both.
 	save := func(chain string) string {
-		args := []string{"netns", "exec", ns, "iptables", "-S"}
-		if chain != "" {
-			args = append(args, chain)
+		var all string
+		for _, bin := range []string{"iptables", "ip6tables"} {
+			args := []string{"netns", "exec", ns, bin, "-S"}
+			if chain != "" {
+				args = append(args, chain)
+			}
+			out, _ := exec.Command("ip", args...).Output()
+			all += string(out)
 		}
-		out, _ := exec.Command("ip", args...).Output()
-		return string(out)
+		return all
 	}
 	spec := `{"network":[{"delay":"20ms","to":["10.7.0.0/16"]},{"partition":true,"to":["10.9.0.0/16:5432"]},{"loss":"5%","direction":"both","to":[":53/udp"]},{"reset":true,"to":["10.8.0.1:443"]}]}`
 	start := func(wait bool) *exec.Cmd {
@@ -178,9 +183,12 @@ func TestAgentBinaryNetworkLifecycleSurvivesSIGKILL(t *testing.T) {
 	}
 	all := save("")
 	for _, jump := range []string{"-j FAULTLINE-INPUT", "-j FAULTLINE-OUTPUT"} {
-		if c := strings.Count(all, jump); c != 1 {
-			t.Errorf("%d jumps %q, want exactly 1:\n%s", c, jump, all)
+		if c := strings.Count(all, jump); c != 2 {
+			t.Errorf("%d jumps %q, want exactly 1 per family:\n%s", c, jump, all)
 		}
+	}
+	if !strings.Contains(want, "-A FAULTLINE-INPUT -p ipv6-icmp") {
+		t.Errorf("no IPv6 chains were written:\n%s", want)
 	}
 	sent := time.Now()
 	_ = last.Process.Signal(syscall.SIGTERM)
@@ -195,6 +203,6 @@ func TestAgentBinaryNetworkLifecycleSurvivesSIGKILL(t *testing.T) {
 	if s := save(""); strings.Contains(s, "FAULTLINE") || strings.Contains(s, "faultline") {
 		t.Fatalf("rules left after SIGTERM:\n%s", s)
 	}
-	t.Logf("100 SIGKILL/restart cycles: one copy of %d rules; SIGTERM -> all removed and exited in %s",
+	t.Logf("100 SIGKILL/restart cycles: one copy of %d rules (both families); SIGTERM -> all removed and exited in %s",
 		strings.Count(want, "-A "), took.Round(time.Millisecond))
 }

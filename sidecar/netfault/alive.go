@@ -21,6 +21,9 @@ import (
 // this covers loss, partition and reset. Shaping is tc, not gated.)
 const AliveSet = "faultline-alive"
 
+// AliveSet6 is the switch for IPv6 rules: an ipset holds one family.
+const AliveSet6 = "faultline-alive6"
+
 // Switch is a Runner that can arm the switch for ttl more; Apply, Remove
 // and KeepAlive use it when the Runner offers it.
 type Switch interface {
@@ -31,7 +34,16 @@ type Switch interface {
 // DefaultTTL is how long faults outlive the last keep-alive.
 const DefaultTTL = 5 * time.Second
 
-var aliveEntries = []string{"0.0.0.0/1", "128.0.0.0/1"}
+// aliveSets: each set and its entries, which together cover every address
+// of its family (hash:net takes no /0).
+var aliveSets = []struct {
+	name    string
+	family  uint8
+	entries []string
+}{
+	{AliveSet, unix.AF_INET, []string{"0.0.0.0/1", "128.0.0.0/1"}},
+	{AliveSet6, unix.AF_INET6, []string{"::/1", "8000::/1"}},
+}
 
 // KernelSwitch arms the set through netlink in one network namespace.
 type KernelSwitch struct{ h *netlink.Handle }
@@ -58,28 +70,32 @@ func NewKernelSwitch(nsPath string) (*KernelSwitch, error) {
 // Close releases the netlink socket.
 func (k *KernelSwitch) Close() { k.h.Close() }
 
-// Arm creates the set if needed and gives its entries ttl more.
+// Arm creates the sets if needed and gives their entries ttl more.
 func (k *KernelSwitch) Arm(_ context.Context, ttl time.Duration) error {
 	zero := uint32(0)
-	err := k.h.IpsetCreate(AliveSet, "hash:net", netlink.IpsetCreateOptions{Timeout: &zero})
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("creating ipset %s: %w", AliveSet, err)
-	}
 	secs := uint32(max(ttl.Seconds(), 1))
-	for _, e := range aliveEntries {
-		_, ipnet, _ := net.ParseCIDR(e)
-		ones, _ := ipnet.Mask.Size()
-		if err := k.h.IpsetAdd(AliveSet, &netlink.IPSetEntry{IP: ipnet.IP, CIDR: uint8(ones), Timeout: &secs, Replace: true}); err != nil {
-			return fmt.Errorf("arming ipset %s: %w", AliveSet, err)
+	for _, set := range aliveSets {
+		err := k.h.IpsetCreate(set.name, "hash:net", netlink.IpsetCreateOptions{Timeout: &zero, Family: set.family})
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating ipset %s: %w", set.name, err)
+		}
+		for _, e := range set.entries {
+			_, ipnet, _ := net.ParseCIDR(e)
+			ones, _ := ipnet.Mask.Size()
+			if err := k.h.IpsetAdd(set.name, &netlink.IPSetEntry{IP: ipnet.IP, CIDR: uint8(ones), Timeout: &secs, Replace: true}); err != nil {
+				return fmt.Errorf("arming ipset %s: %w", set.name, err)
+			}
 		}
 	}
 	return nil
 }
 
-// Disarm destroys the set; call it after the rules naming it are gone.
+// Disarm destroys the sets; call it after the rules naming them are gone.
 func (k *KernelSwitch) Disarm(context.Context) error {
-	if err := k.h.IpsetDestroy(AliveSet); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("destroying ipset %s: %w", AliveSet, err)
+	for _, set := range aliveSets {
+		if err := k.h.IpsetDestroy(set.name); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("destroying ipset %s: %w", set.name, err)
+		}
 	}
 	return nil
 }

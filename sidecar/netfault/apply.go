@@ -21,10 +21,10 @@ var tables = []struct {
 }
 
 // jumpSpec is the jump as iptables-save prints it; gated jumps also match
-// the dead man's switch (AliveSet).
-func jumpSpec(h hook, gated bool) string {
-	if gated {
-		return fmt.Sprintf("%s -m set --match-set %s dst -m comment --comment %s -j %s", h.builtin, AliveSet, Comment, h.chain)
+// the dead man's switch (set: AliveSet, or AliveSet6 for IPv6).
+func jumpSpec(h hook, set string) string {
+	if set != "" {
+		return fmt.Sprintf("%s -m set --match-set %s dst -m comment --comment %s -j %s", h.builtin, set, Comment, h.chain)
 	}
 	return fmt.Sprintf("%s -m comment --comment %s -j %s", h.builtin, Comment, h.chain)
 }
@@ -51,28 +51,49 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 	if err != nil {
 		return fmt.Errorf("reading rules: %w", err)
 	}
+	set := map[bool]string{true: AliveSet}[gated]
 	var b strings.Builder
-	writeTable(&b, tables[0].hooks, plan.Restore, section(string(saved), "filter"), gated)
+	writeTable(&b, tables[0].hooks, plan.Restore, section(string(saved), "filter"), set)
 	writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
 	if plan.RestoreMangle != "" {
-		writeTable(&b, tables[2].hooks, plan.RestoreMangle, section(string(saved), "mangle"), gated)
+		writeTable(&b, tables[2].hooks, plan.RestoreMangle, section(string(saved), "mangle"), set)
 	} else {
 		writeRemoval(&b, tables[2].name, tables[2].hooks, section(string(saved), "mangle"))
 	}
 	if _, err := r.Run(ctx, []byte(b.String()), plan.Backend.Restore(), "-w", "5", "--noflush"); err != nil {
 		return fmt.Errorf("applying rules: %w", err)
 	}
+	if plan.Restore6 != "" {
+		if err := apply6(ctx, r, plan, map[bool]string{true: AliveSet6}[gated]); err != nil {
+			return err
+		}
+	}
 	return applyShaping(ctx, r, plan)
+}
+
+// apply6 is Apply's IPv6 half: the filter table only (DNS faults are
+// IPv4's mangle table).
+func apply6(ctx context.Context, r Runner, plan Plan, set string) error {
+	saved, err := r.Run(ctx, nil, plan.Backend.Save6())
+	if err != nil {
+		return fmt.Errorf("reading IPv6 rules: %w", err)
+	}
+	var b strings.Builder
+	writeTable(&b, tables[0].hooks, plan.Restore6, section(string(saved), "filter"), set)
+	if _, err := r.Run(ctx, []byte(b.String()), plan.Backend.Restore6(), "-w", "5", "--noflush"); err != nil {
+		return fmt.Errorf("applying IPv6 rules: %w", err)
+	}
+	return nil
 }
 
 // writeTable appends payload with the jump fix-ups its table needs: one
 // jump of the wanted form, first in its built-in chain; extra copies (a
 // crash) and jumps of another form (an older agent) are deleted by their
 // exact saved text.
-func writeTable(b *strings.Builder, hooks []hook, payload, current string, gated bool) {
+func writeTable(b *strings.Builder, hooks []hook, payload, current, set string) {
 	b.WriteString(strings.TrimSuffix(payload, "COMMIT\n"))
 	for _, h := range hooks {
-		want := jumpSpec(h, gated)
+		want := jumpSpec(h, set)
 		lines := jumpLines(current, h.builtin, h.chain)
 		if len(lines) == 1 && lines[0] == want {
 			continue
@@ -133,20 +154,27 @@ func Remove(ctx context.Context, r Runner, iface string, backends ...Backend) er
 		backends = []Backend{NFT, Legacy}
 	}
 	for _, be := range backends {
-		saved, err := r.Run(ctx, nil, be.Save())
-		if err != nil {
-			if be == Legacy && len(backends) > 1 {
-				continue
+		for _, fam := range []struct {
+			save, restore string
+			tables        int // IPv6 has only the filter table
+		}{{be.Save(), be.Restore(), len(tables)}, {be.Save6(), be.Restore6(), 1}} {
+			saved, err := r.Run(ctx, nil, fam.save)
+			if err != nil {
+				// A backend or family whose tools are missing, or a
+				// kernel without IPv6, holds nothing of faultline's.
+				if be == Legacy && len(backends) > 1 || fam.tables == 1 {
+					continue
+				}
+				return fmt.Errorf("reading rules: %w", err)
 			}
-			return fmt.Errorf("reading rules: %w", err)
-		}
-		var b strings.Builder
-		for _, t := range tables {
-			writeRemoval(&b, t.name, t.hooks, section(string(saved), t.name))
-		}
-		if b.Len() > 0 {
-			if _, err := r.Run(ctx, []byte(b.String()), be.Restore(), "-w", "5", "--noflush"); err != nil {
-				return fmt.Errorf("removing rules: %w", err)
+			var b strings.Builder
+			for _, t := range tables[:fam.tables] {
+				writeRemoval(&b, t.name, t.hooks, section(string(saved), t.name))
+			}
+			if b.Len() > 0 {
+				if _, err := r.Run(ctx, []byte(b.String()), fam.restore, "-w", "5", "--noflush"); err != nil {
+					return fmt.Errorf("removing rules: %w", err)
+				}
 			}
 		}
 	}
@@ -180,5 +208,8 @@ func Probe(ctx context.Context, r Runner) Capabilities {
 	}
 	_, err := os.Stat("/proc/net/netfilter/nfnetlink_queue")
 	c.NFQueue = err == nil
+	// Per network namespace: /proc/net follows the caller's.
+	_, err = os.Stat("/proc/net/if_inet6")
+	c.IPv6 = err == nil
 	return c
 }

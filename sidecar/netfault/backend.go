@@ -24,9 +24,12 @@ const (
 	Legacy Backend = "legacy"
 )
 
-// Save and Restore are the backend's commands.
-func (b Backend) Save() string    { return "iptables-" + string(b.orNFT()) + "-save" }
-func (b Backend) Restore() string { return "iptables-" + string(b.orNFT()) + "-restore" }
+// Save and Restore are the backend's commands; Save6 and Restore6 its
+// IPv6 ones.
+func (b Backend) Save() string     { return "iptables-" + string(b.orNFT()) + "-save" }
+func (b Backend) Restore() string  { return "iptables-" + string(b.orNFT()) + "-restore" }
+func (b Backend) Save6() string    { return "ip6tables-" + string(b.orNFT()) + "-save" }
+func (b Backend) Restore6() string { return "ip6tables-" + string(b.orNFT()) + "-restore" }
 
 func (b Backend) orNFT() Backend {
 	if b == "" {

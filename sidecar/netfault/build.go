@@ -32,6 +32,9 @@ type Capabilities struct {
 	Netem bool `json:"netem"`
 	// NFQueue: the in-agent delay engine could run.
 	NFQueue bool `json:"nfqueue"`
+	// IPv6: the pod's network namespace has IPv6, so faults are written
+	// for both families.
+	IPv6 bool `json:"ipv6"`
 }
 
 // Options are what the builder needs besides the spec.
@@ -68,7 +71,8 @@ type Exemptions struct {
 type Plan struct {
 	// Restore is the iptables-restore --noflush payload for the filter
 	// table; declaring the chains flushes them, so it replaces, never adds.
-	Restore string
+	// Restore6 is ip6tables' ("" when the pod has no IPv6).
+	Restore, Restore6 string
 	// RestoreMangle is the mangle table's payload (the DNS queue), or empty.
 	RestoreMangle string
 	// AliveTTL is how long the faults outlive the last keep-alive when the
@@ -92,8 +96,10 @@ type Plan struct {
 	Interface string
 }
 
-// match is one iptables match for a target, in one direction.
+// match is one iptables match for a target, in one direction; fam is 4 or
+// 6 for an address of that family, 0 for any address (both families).
 type match struct {
+	fam   int
 	addr  string // "-d 10.0.0.0/8" / "-s ..." or ""
 	proto string // tcp, udp or "" for both
 	port  string // "--dport 5432" / "--sport ..." or ""
@@ -103,39 +109,15 @@ type match struct {
 // inputs give the same payload byte for byte (golden-tested).
 func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	p := Plan{Backend: o.Backend}
-	var out, in []string
-	// Exemptions first: a RETURN ends faultline's chain for that packet.
-	ex := o.Exempt
-	global := ex.Ports
-	if len(ex.ProbeSources) == 0 {
-		global = append(slices.Clone(global), ex.ProbePorts...)
-	}
-	for _, port := range sortedPorts(global) {
-		ps := strconv.Itoa(int(port))
-		in = append(in, "-p tcp --dport "+ps+" -j RETURN")
-		out = append(out, "-p tcp --sport "+ps+" -j RETURN")
-	}
-	if len(ex.ProbeSources) > 0 {
-		srcs := slices.Clone(ex.ProbeSources)
-		slices.SortFunc(srcs, func(a, b netip.Addr) int { return a.Compare(b) })
-		srcs = slices.Compact(srcs)
-		for _, port := range sortedPorts(ex.ProbePorts) {
-			ps := strconv.Itoa(int(port))
-			for _, src := range srcs {
-				if !src.Is4() {
-					continue // the IPv4 table; IPv6 pods are refused elsewhere
-				}
-				in = append(in, "-s "+src.String()+"/32 -p tcp --dport "+ps+" -j RETURN")
-				out = append(out, "-d "+src.String()+"/32 -p tcp --sport "+ps+" -j RETURN")
-			}
-		}
-	}
+	var ch families
+	ch.exempt(o)
 	rules := resolveRules(spec, o.Resolve)
 	named := namedPrefixes(rules)
 	for _, pfx := range o.APIServer {
 		if !slices.Contains(named, pfx) {
-			out = append(out, "-d "+pfx.String()+" -j RETURN")
-			in = append(in, "-s "+pfx.String()+" -j RETURN")
+			f := ch.of(pfx.Addr())
+			f.out = append(f.out, "-d "+pfx.String()+" -j RETURN")
+			f.in = append(f.in, "-s "+pfx.String()+" -j RETURN")
 		}
 	}
 	kinds := map[string]bool{}
@@ -149,12 +131,11 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 		} else if err != nil && needsTargets(&r) {
 			return Plan{}, err
 		}
-		ro, ri, refused, queues := buildRule(i, &r, rules[i], o.Caps, kinds)
+		refused, queues := buildRule(i, &r, rules[i], o.Caps, kinds, &ch)
 		p.Delays = append(p.Delays, queues...)
-		out, in = append(out, ro...), append(in, ri...)
 		p.Refused = append(p.Refused, refused...)
 	}
-	shape, shaped, shapeRefused := shaping(spec, rules, o.Interface)
+	shape, shaped, shapeRefused := shaping(spec, rules, o.Interface, o.Caps.IPv6)
 	p.Shape, p.Interface = shape, o.Interface
 	p.Refused = append(p.Refused, shapeRefused...)
 	kinds["bandwidth"] = shaped
@@ -167,7 +148,68 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 			p.Active = append(p.Active, k)
 		}
 	}
-	out, in = dedupe(out), dedupe(in)
+	p.Restore = ch[0].payload()
+	if o.Caps.IPv6 {
+		p.Restore6 = ch[1].payload()
+	}
+	return p, nil
+}
+
+// chains are one address family's rules for faultline's output and input
+// chains; families holds IPv4's and IPv6's, written by one builder.
+type chains struct{ out, in []string }
+
+type families [2]chains
+
+// of is the family of a.
+func (f *families) of(a netip.Addr) *chains {
+	if a.Is4() {
+		return &f[0]
+	}
+	return &f[1]
+}
+
+// exempt writes the exemptions, which come first: a RETURN ends faultline's
+// chain for that packet. IPv6 also keeps neighbour and router discovery
+// (ICMPv6), which a partition of everything would otherwise cut, and with
+// it every IPv6 peer, exempt ones included.
+func (f *families) exempt(o Options) {
+	for _, t := range []string{"router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"} {
+		f[1].in = append(f[1].in, "-p ipv6-icmp --icmpv6-type "+t+" -j RETURN")
+		f[1].out = append(f[1].out, "-p ipv6-icmp --icmpv6-type "+t+" -j RETURN")
+	}
+	ex := o.Exempt
+	global := ex.Ports
+	if len(ex.ProbeSources) == 0 {
+		global = append(slices.Clone(global), ex.ProbePorts...)
+	}
+	for _, port := range sortedPorts(global) {
+		ps := strconv.Itoa(int(port))
+		for i := range f {
+			f[i].in = append(f[i].in, "-p tcp --dport "+ps+" -j RETURN")
+			f[i].out = append(f[i].out, "-p tcp --sport "+ps+" -j RETURN")
+		}
+	}
+	if len(ex.ProbeSources) == 0 {
+		return
+	}
+	srcs := slices.Clone(ex.ProbeSources)
+	slices.SortFunc(srcs, func(a, b netip.Addr) int { return a.Compare(b) })
+	srcs = slices.Compact(srcs)
+	for _, port := range sortedPorts(ex.ProbePorts) {
+		ps := strconv.Itoa(int(port))
+		for _, src := range srcs {
+			src = src.Unmap()
+			c, host := f.of(src), netip.PrefixFrom(src, src.BitLen()).String()
+			c.in = append(c.in, "-s "+host+" -p tcp --dport "+ps+" -j RETURN")
+			c.out = append(c.out, "-d "+host+" -p tcp --sport "+ps+" -j RETURN")
+		}
+	}
+}
+
+// payload is the family's iptables-restore input for the filter table.
+func (c chains) payload() string {
+	out, in := dedupe(c.out), dedupe(c.in)
 	var b strings.Builder
 	b.WriteString("*filter\n")
 	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n", ChainOut, ChainIn)
@@ -178,8 +220,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 		fmt.Fprintf(&b, "-A %s %s\n", ChainIn, r)
 	}
 	b.WriteString("COMMIT\n")
-	p.Restore = b.String()
-	return p, nil
+	return b.String()
 }
 
 func (m match) join(action string) string {
@@ -214,18 +255,22 @@ func ingressMatches(t v1alpha1.Target) []match {
 
 func withProtos(t v1alpha1.Target, addrFlag, portFlag string) []match {
 	var addr string
+	fam := 0
 	if t.Prefix.IsValid() {
-		addr = addrFlag + " " + t.Prefix.String()
+		addr, fam = addrFlag+" "+t.Prefix.String(), 4
+		if !t.Prefix.Addr().Is4() {
+			fam = 6
+		}
 	}
 	if t.Port == 0 {
-		return []match{{addr: addr, proto: t.Protocol}}
+		return []match{{fam: fam, addr: addr, proto: t.Protocol}}
 	}
 	port := portFlag + " " + strconv.Itoa(int(t.Port))
 	if t.Protocol != "" {
-		return []match{{addr: addr, proto: t.Protocol, port: port}}
+		return []match{{fam: fam, addr: addr, proto: t.Protocol, port: port}}
 	}
 	// A port needs a protocol in iptables: one line each.
-	return []match{{addr, "tcp", port}, {addr, "udp", port}}
+	return []match{{fam, addr, "tcp", port}, {fam, addr, "udp", port}}
 }
 
 // UnresolvedError is a host name in a rule that did not resolve.

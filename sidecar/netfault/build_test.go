@@ -57,6 +57,11 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			}
 			// Every kernel faultline meets has NFQUEUE but one golden's.
 			opts.Caps.NFQueue = !strings.HasSuffix(name, "without-nfqueue")
+			if strings.Contains(name, "dual-stack") {
+				opts.Caps.IPv6 = true
+				opts.Exempt.ProbeSources = append(opts.Exempt.ProbeSources, netip.MustParseAddr("fd00:10:244::1"))
+				opts.APIServer = append(opts.APIServer, netip.MustParsePrefix("fd00:10:96::1/128"))
+			}
 			plan, err := Build(spec, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -72,6 +77,9 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			}
 			b.WriteString(plan.Restore)
 			b.WriteString(plan.RestoreMangle)
+			if plan.Restore6 != "" {
+				b.WriteString("# ip6tables\n" + plan.Restore6)
+			}
 			for _, c := range plan.Shape {
 				b.WriteString(strings.Join(c, " ") + "\n")
 			}

@@ -59,7 +59,10 @@ func pareto(u float64) float64 {
 func corrupt(pkt []byte, rng *rand.Rand) []byte {
 	out := append([]byte(nil), pkt...)
 	ihl := 20
-	if len(out) > 0 {
+	switch {
+	case len(out) > 0 && out[0]>>4 == 6:
+		ihl = 40 // IPv6's fixed header
+	case len(out) > 0:
 		ihl = int(out[0]&0x0f) * 4
 	}
 	if len(out) <= ihl {

@@ -23,6 +23,10 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vishvananda/netlink"
+	nsh "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/sidecar/dnsfault"
 )
@@ -44,8 +48,10 @@ func TestMain(m *testing.M) {
 type netns struct {
 	pod, peer     string
 	podIP, peerIP string
-	runner        Runner
-	engine        *DelayEngine // the queues of the last apply, if any
+	// podIP6 and peerIP6: the namespaces are dual-stack.
+	podIP6, peerIP6 string
+	runner          Runner
+	engine          *DelayEngine // the queues of the last apply, if any
 }
 
 // NetnsRunner runs commands inside a named network namespace.
@@ -84,6 +90,7 @@ func newNetns(t *testing.T) *netns {
 	n := &netns{
 		pod: fmt.Sprintf("fl-pod-%d-%d", os.Getpid(), id), peer: fmt.Sprintf("fl-peer-%d-%d", os.Getpid(), id),
 		podIP: fmt.Sprintf("10.199.%d.1", id), peerIP: fmt.Sprintf("10.199.%d.2", id),
+		podIP6: fmt.Sprintf("fd00:199:%x::1", id), peerIP6: fmt.Sprintf("fd00:199:%x::2", id),
 	}
 	sh(t, "ip", "netns", "add", n.pod)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.pod).Run() })
@@ -92,6 +99,8 @@ func newNetns(t *testing.T) *netns {
 	sh(t, "ip", "link", "add", "flv0", "netns", n.pod, "type", "veth", "peer", "name", "flv1", "netns", n.peer)
 	for _, c := range [][]string{
 		{n.pod, "ip", "addr", "add", n.podIP + "/24", "dev", "flv0"},
+		{n.pod, "ip", "addr", "add", n.podIP6 + "/64", "dev", "flv0", "nodad"},
+		{n.peer, "ip", "addr", "add", n.peerIP6 + "/64", "dev", "flv1", "nodad"},
 		{n.pod, "ip", "link", "set", "flv0", "up"},
 		{n.pod, "ip", "link", "set", "lo", "up"},
 		{n.peer, "ip", "addr", "add", n.peerIP + "/24", "dev", "flv1"},
@@ -167,7 +176,9 @@ func (n *netns) apply(t *testing.T, specYAML string, exempt ...int32) {
 	if len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
 	}
-	plan, err := Build(spec, Options{Exempt: Exemptions{Ports: exempt}, Interface: "flv0", Caps: Capabilities{NFQueue: true}})
+	// Dual-stack, as the agent finds these namespaces: every test writes
+	// both families.
+	plan, err := Build(spec, Options{Exempt: Exemptions{Ports: exempt}, Interface: "flv0", Caps: Capabilities{NFQueue: true, IPv6: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +226,15 @@ func (n *netns) delayPlan(t *testing.T, delay string, port int) (Plan, int) {
 	return plan, int(nsf.Fd())
 }
 
+func (n *netns) save6(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", n.pod, "ip6tables-save").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip6tables-save: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
 func (n *netns) save(t *testing.T) string {
 	t.Helper()
 	out, err := n.runner.Run(context.Background(), nil, "iptables", "-t", "filter", "-S")
@@ -258,6 +278,98 @@ func TestPartitionAndResetInRealNamespaces(t *testing.T) {
 		}
 		if s := n.save(t); strings.Contains(s, "FAULTLINE") {
 			t.Errorf("rules left after remove:\n%s", s)
+		}
+	})
+}
+
+// A dual-stack pod: one builder writes both families, each target lands in
+// its own family's table, a rule of any address reaches both, and removal
+// leaves nothing in either (issue 15 item 1).
+func TestDualStackFaultsHoldInBothFamilies(t *testing.T) {
+	n := newNetns(t)
+	n.serve(t, 5432, 8080)
+	v4 := func(port int) string { return net.JoinHostPort(n.peerIP, strconv.Itoa(port)) }
+	v6 := func(port int) string { return net.JoinHostPort(n.peerIP6, strconv.Itoa(port)) }
+	if got := n.fromPod(t, "connect", v6(5432)); got != "ok" {
+		t.Fatalf("before faults, IPv6 connect = %s", got)
+	}
+	t.Run("an IPv6 partition cuts that address and port only", func(t *testing.T) {
+		n.apply(t, fmt.Sprintf("network: [{partition: true, to: ['%s']}]", v6(5432)))
+		for _, c := range []struct{ ep, want string }{{v6(5432), "timeout"}, {v6(8080), "ok"}, {v4(5432), "ok"}} {
+			if got := n.fromPod(t, "connect", c.ep); got != c.want {
+				t.Errorf("connect %s = %s, want %s", c.ep, got, c.want)
+			}
+		}
+		if s := n.save6(t); !strings.Contains(s, "--match-set "+AliveSet6+" dst") {
+			t.Errorf("the IPv6 jumps are not behind the dead man's switch:\n%s", s)
+		}
+	})
+	t.Run("a rule of any address reaches both families", func(t *testing.T) {
+		n.apply(t, "network: [{reset: true, to: [':5432']}]")
+		for _, ep := range []string{v4(5432), v6(5432)} {
+			if got := n.fromPod(t, "connect", ep); got != "refused" {
+				t.Errorf("connect %s = %s, want refused", ep, got)
+			}
+		}
+		if got := n.fromPod(t, "connect", v6(8080)); got != "ok" {
+			t.Errorf("connect %s = %s, want ok", v6(8080), got)
+		}
+	})
+	t.Run("a delay of any address adds to IPv6 round trips as to IPv4's", func(t *testing.T) {
+		n.apply(t, "network: [{delay: 50ms}]")
+		for _, ep := range []string{v4(8080), v6(8080)} {
+			var p50, p99 float64
+			if _, err := fmt.Sscanf(n.fromPod(t, "udp-rtt", ep), "p50 %f p99 %f", &p50, &p99); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("delay 50ms to any address: %s round trip p50 %.2f ms, p99 %.2f ms", ep, p50, p99)
+			if p50 < 49 || p50 > 56 {
+				t.Errorf("%s: p50 %.2f ms, want 50 ms (+6 ms at most for this VM)", ep, p50)
+			}
+		}
+	})
+	t.Run("bandwidth to an IPv6 destination is shaped, IPv4 to the same port is not", func(t *testing.T) {
+		n.apply(t, fmt.Sprintf("network: [{bandwidth: 10Mbit, to: ['[%s]:7011/tcp']}]", n.peerIP6))
+		shaped := n.goodput(t, n.pod, n.peer, n.peerIP6, 7011)
+		other := n.goodput(t, n.pod, n.peer, n.peerIP, 7011)
+		// IPv6's header is 20 bytes longer: 1428 payload bytes per frame.
+		want := 10 * 1428.0 / 1514.0
+		t.Logf("egress 10Mbit to IPv6 requested: %.2f Mbit/s goodput; IPv4 to the same port: %.0f Mbit/s", shaped, other)
+		if shaped < want*0.95 || shaped > want*1.05 {
+			t.Errorf("IPv6 goodput %.2f Mbit/s, want %.2f ± 5%%", shaped, want)
+		}
+		if other < 50 {
+			t.Errorf("IPv4 to the same port got %.1f Mbit/s: the IPv6 limit leaked into IPv4", other)
+		}
+	})
+	t.Run("removing leaves nothing in either family", func(t *testing.T) {
+		if err := Remove(context.Background(), n.runner, "flv0"); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.fromPod(t, "connect", v6(5432)); got != "ok" {
+			t.Errorf("after remove, IPv6 connect = %s", got)
+		}
+		if s := n.save(t) + n.save6(t); strings.Contains(s, "FAULTLINE") {
+			t.Errorf("rules left after remove:\n%s", s)
+		}
+		ns, err := nsh.GetFromPath("/var/run/netns/" + n.pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Close()
+		h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		sets, err := h.IpsetListAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range sets {
+			if strings.HasPrefix(set.SetName, "faultline") {
+				t.Errorf("ipset %s left after remove", set.SetName)
+			}
 		}
 	})
 }

@@ -14,14 +14,15 @@ import (
 // the chains need them: excepts first, then what stops packets, then what
 // delays them.
 type ruleBuild struct {
-	where            string // network[i]
-	i                int
-	r                *v1alpha1.NetworkRule
-	caps             Capabilities
-	kinds            map[string]bool
-	egress, ingress  bool
-	out, in, refused []string
-	delay, drop      *DelayRule
+	where           string // network[i]
+	i               int
+	r               *v1alpha1.NetworkRule
+	caps            Capabilities
+	kinds           map[string]bool
+	egress, ingress bool
+	ch              *families
+	refused         []string
+	delay, drop     *DelayRule
 }
 
 // needsTargets: the rule makes iptables rules or tc filters, so its
@@ -30,18 +31,18 @@ func needsTargets(r *v1alpha1.NetworkRule) bool {
 	return r.Partition || r.Reset || r.Loss != "" || r.Delay != "" || r.Corrupt != "" || r.Bandwidth != ""
 }
 
-func buildRule(i int, r *v1alpha1.NetworkRule, dests resolvedRule, caps Capabilities, kinds map[string]bool) (out, in, refused []string, queues []DelayRule) {
-	b := &ruleBuild{where: fmt.Sprintf("network[%d]", i), i: i, r: r, caps: caps, kinds: kinds,
+func buildRule(i int, r *v1alpha1.NetworkRule, dests resolvedRule, caps Capabilities, kinds map[string]bool, ch *families) (refused []string, queues []DelayRule) {
+	b := &ruleBuild{where: fmt.Sprintf("network[%d]", i), i: i, r: r, caps: caps, kinds: kinds, ch: ch,
 		egress:  r.Direction != v1alpha1.DirectionIngress,
 		ingress: r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth}
 	b.engine()
 	slices.Sort(b.refused)
 	if !r.Partition && !r.Reset && r.Loss == "" && b.delay == nil {
-		return nil, nil, b.refused, nil
+		return b.refused, nil
 	}
 	targets, excepts := b.targets(dests)
 	if len(targets) == 0 {
-		return nil, nil, b.refused, nil
+		return b.refused, nil
 	}
 	for _, e := range excepts {
 		b.except(e)
@@ -63,20 +64,28 @@ func buildRule(i int, r *v1alpha1.NetworkRule, dests resolvedRule, caps Capabili
 			queues = append(queues, *q)
 		}
 	}
-	return b.out, b.in, b.refused, queues
+	return b.refused, queues
 }
 
 func (b *ruleBuild) refuse(field, why string) {
 	b.refused = append(b.refused, b.where+"."+field+": "+why)
 }
 
-// emit appends action for every match, to the input chain or the output.
+// emit appends action for every match, to the input chain or the output,
+// of the match's family; a match of any address goes to both families
+// when the pod has IPv6.
 func (b *ruleBuild) emit(in bool, ms []match, action string) {
 	for _, m := range ms {
-		if in {
-			b.in = append(b.in, m.join(action))
-		} else {
-			b.out = append(b.out, m.join(action))
+		for f := range b.ch {
+			if (m.fam == 4 && f != 0) || (m.fam == 6 && f != 1) || (f == 1 && !b.caps.IPv6) {
+				continue
+			}
+			c := &b.ch[f]
+			if in {
+				c.in = append(c.in, m.join(action))
+			} else {
+				c.out = append(c.out, m.join(action))
+			}
 		}
 	}
 }
@@ -112,18 +121,23 @@ func (b *ruleBuild) engine() {
 	}
 }
 
-// targets are the rule's destinations without the IPv6 ones (refused);
+// targets are the rule's destinations (IPv6 ones refused when the pod has
+// no IPv6);
 // no destination means every one (an empty Target), unless every
 // destination named was refused.
 func (b *ruleBuild) targets(d resolvedRule) (targets, excepts []v1alpha1.Target) {
+	v6 := func(t v1alpha1.Target) bool { return t.Prefix.IsValid() && !t.Prefix.Addr().Is4() }
 	targets = slices.DeleteFunc(slices.Clone(d.to), func(t v1alpha1.Target) bool {
-		if t.Prefix.IsValid() && !t.Prefix.Addr().Is4() {
-			b.refuse("to", t.String()+": IPv6 destinations are not supported yet")
+		if v6(t) && !b.caps.IPv6 {
+			b.refuse("to", t.String()+": this pod has no IPv6")
 			return true
 		}
 		return false
 	})
-	excepts = slices.DeleteFunc(slices.Clone(d.except), func(t v1alpha1.Target) bool { return t.Prefix.IsValid() && !t.Prefix.Addr().Is4() })
+	excepts = slices.Clone(d.except)
+	if !b.caps.IPv6 {
+		excepts = slices.DeleteFunc(excepts, v6)
+	}
 	if len(targets) == 0 && len(b.r.To) == 0 {
 		targets = []v1alpha1.Target{{}}
 	}

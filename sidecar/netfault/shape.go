@@ -35,7 +35,7 @@ type shapeDev struct {
 // destinations Build resolved (rules), so the filters match what the
 // iptables rules match. Rules still waiting for a host are skipped (Build
 // reports them).
-func shaping(spec *v1alpha1.FaultSpec, rules []resolvedRule, iface string) (cmds [][]string, active bool, refused []string) {
+func shaping(spec *v1alpha1.FaultSpec, rules []resolvedRule, iface string, ipv6 bool) (cmds [][]string, active bool, refused []string) {
 	egress, ingress := &shapeDev{name: iface}, &shapeDev{name: IFBDevice}
 	for i, r := range spec.Network {
 		switch {
@@ -51,10 +51,10 @@ func shaping(spec *v1alpha1.FaultSpec, rules []resolvedRule, iface string) (cmds
 		// Egress: the remote address and port. Ingress: the remote address
 		// and our local port, as in the iptables rules.
 		if r.Direction != v1alpha1.DirectionIngress {
-			refused = append(refused, egress.shapeRule(i, rules[i].to, class, rate, "dst")...)
+			refused = append(refused, egress.shapeRule(i, rules[i].to, class, rate, "dst", ipv6)...)
 		}
 		if r.Direction == v1alpha1.DirectionIngress || r.Direction == v1alpha1.DirectionBoth {
-			refused = append(refused, ingress.shapeRule(i, rules[i].to, class, rate, "src")...)
+			refused = append(refused, ingress.shapeRule(i, rules[i].to, class, rate, "src", ipv6)...)
 		}
 		active = true
 	}
@@ -81,35 +81,59 @@ func shaping(spec *v1alpha1.FaultSpec, rules []resolvedRule, iface string) (cmds
 
 // shapeRule adds rule i's class and a u32 filter per destination (addrSel:
 // dst on egress, src on ingress; the port is always ours or theirs as
-// dport, as in the iptables rules).
-func (d *shapeDev) shapeRule(i int, targets []v1alpha1.Target, class, rate, addrSel string) (refused []string) {
+// dport, as in the iptables rules). IPv6 destinations get ip6 filters; no
+// destination means every packet of either family.
+func (d *shapeDev) shapeRule(i int, targets []v1alpha1.Target, class, rate, addrSel string, ipv6 bool) (refused []string) {
 	d.classes = append(d.classes, []string{"tc", "class", "add", "dev", d.name, "parent", shapeHandle, "classid", class,
 		"htb", "rate", rate, "ceil", rate})
 	if len(targets) == 0 {
+		proto, prio := "ip", "1"
+		if ipv6 {
+			proto, prio = "all", "3"
+		}
 		d.filters = append(d.filters, []string{"tc", "filter", "add", "dev", d.name, "parent", shapeHandle,
-			"protocol", "ip", "prio", "1", "u32", "match", "u32", "0", "0", "flowid", class})
+			"protocol", proto, "prio", prio, "u32", "match", "u32", "0", "0", "flowid", class})
 	}
 	for _, t := range targets {
-		if t.Prefix.IsValid() && !t.Prefix.Addr().Is4() {
-			refused = append(refused, fmt.Sprintf("network[%d].to: %s: IPv6 destinations are not supported yet", i, t))
+		fams := []string{"ip"}
+		switch {
+		case t.Prefix.IsValid() && !t.Prefix.Addr().Is4() && !ipv6:
+			refused = append(refused, fmt.Sprintf("network[%d].to: %s: this pod has no IPv6", i, t))
 			continue
+		case t.Prefix.IsValid() && !t.Prefix.Addr().Is4():
+			fams = []string{"ip6"}
+		case !t.Prefix.IsValid() && ipv6:
+			fams = append(fams, "ip6") // a port or protocol of any address
 		}
-		f := []string{"tc", "filter", "add", "dev", d.name, "parent", shapeHandle, "protocol", "ip", "prio", "1", "u32"}
-		if t.Prefix.IsValid() {
-			f = append(f, "match", "ip", addrSel, t.Prefix.String())
+		for _, fam := range fams {
+			d.filters = append(d.filters, append(u32Filter(d.name, fam, addrSel, t), "flowid", class))
 		}
-		if t.Protocol != "" {
-			f = append(f, "match", "ip", "protocol", map[string]string{"tcp": "6", "udp": "17"}[t.Protocol], "0xff")
-		}
-		if t.Port != 0 {
-			f = append(f, "match", "ip", "dport", strconv.Itoa(int(t.Port)), "0xffff")
-		}
-		if len(f) == 12 {
-			f = append(f, "match", "u32", "0", "0")
-		}
-		d.filters = append(d.filters, append(f, "flowid", class))
 	}
 	return refused
+}
+
+// u32Filter matches t in family fam (ip or ip6) on dev. Filters of one
+// priority share one protocol (the kernel refuses a mix), so IPv4's are
+// priority 1, IPv6's 2 and those of any family 3.
+func u32Filter(dev, fam, addrSel string, t v1alpha1.Target) []string {
+	proto, prio := "ip", "1"
+	if fam == "ip6" {
+		proto, prio = "ipv6", "2"
+	}
+	f := []string{"tc", "filter", "add", "dev", dev, "parent", shapeHandle, "protocol", proto, "prio", prio, "u32"}
+	if t.Prefix.IsValid() {
+		f = append(f, "match", fam, addrSel, t.Prefix.String())
+	}
+	if t.Protocol != "" {
+		f = append(f, "match", fam, "protocol", map[string]string{"tcp": "6", "udp": "17"}[t.Protocol], "0xff")
+	}
+	if t.Port != 0 {
+		f = append(f, "match", fam, "dport", strconv.Itoa(int(t.Port)), "0xffff")
+	}
+	if len(f) == 12 {
+		f = append(f, "match", "u32", "0", "0")
+	}
+	return f
 }
 
 // applyShaping installs plan.Shape on a clean slate, refusing to replace a

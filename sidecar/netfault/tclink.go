@@ -140,7 +140,7 @@ func (t *TCNetlink) exec(tool string, f []string) error {
 	return fmt.Errorf("not a statement faultline writes")
 }
 
-// filterAdd: parent P protocol ip|all [prio N] u32 match ... (flowid C |
+// filterAdd: parent P protocol ip|ipv6|all [prio N] u32 match ... (flowid C |
 // action mirred egress redirect dev D).
 func (t *TCNetlink) filterAdd(idx int, f []string) error {
 	u := &netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: idx}, Sel: &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL}}
@@ -166,7 +166,7 @@ func (t *TCNetlink) filterAdd(idx int, f []string) error {
 			if err != nil {
 				return err
 			}
-			u.Protocol = map[string]uint16{"ip": unix.ETH_P_IP, "all": unix.ETH_P_ALL}[v]
+			u.Protocol = map[string]uint16{"ip": unix.ETH_P_IP, "ipv6": unix.ETH_P_IPV6, "all": unix.ETH_P_ALL}[v]
 			i++
 		case "prio":
 			v, err := arg(1)
@@ -181,11 +181,11 @@ func (t *TCNetlink) filterAdd(idx int, f []string) error {
 			i++
 		case "u32":
 		case "match":
-			key, n, err := matchKey(f[i+1:])
+			keys, n, err := matchKeys(f[i+1:])
 			if err != nil {
 				return err
 			}
-			u.Sel.Keys = append(u.Sel.Keys, key)
+			u.Sel.Keys = append(u.Sel.Keys, keys...)
 			i += n
 		case "flowid":
 			v, err := arg(1)
@@ -217,59 +217,85 @@ func (t *TCNetlink) filterAdd(idx int, f []string) error {
 	return t.h.FilterAdd(u)
 }
 
-// matchKey reads one u32 match (u32 V M | ip src|dst PREFIX | ip protocol
-// N M | ip sport|dport N M) as a key in host order (the library converts)
-// and says how many fields it took.
-func matchKey(f []string) (netlink.TcU32Key, int, error) {
+// matchKeys reads one u32 match (u32 V M | ip|ip6 src|dst PREFIX |
+// ip|ip6 protocol N M | ip|ip6 sport|dport N M) as keys in host order (the
+// library converts) and says how many fields it took. An IPv6 prefix is up
+// to four 32-bit keys.
+func matchKeys(f []string) ([]netlink.TcU32Key, int, error) {
 	num := func(s string) (uint32, error) {
 		v, err := strconv.ParseUint(s, 0, 32)
 		return uint32(v), err
 	}
-	switch {
-	case len(f) >= 3 && f[0] == "u32":
+	bad := fmt.Errorf("match %s is not in faultline's grammar", strings.Join(f, " "))
+	if len(f) < 3 {
+		return nil, 0, bad
+	}
+	if f[0] == "u32" {
 		v, err1 := num(f[1])
 		m, err2 := num(f[2])
 		if err1 != nil || err2 != nil {
-			return netlink.TcU32Key{}, 0, fmt.Errorf("match u32 %s %s", f[1], f[2])
+			return nil, 0, fmt.Errorf("match u32 %s %s", f[1], f[2])
 		}
-		return netlink.TcU32Key{Val: v & m, Mask: m}, 3, nil
-	case len(f) >= 3 && f[0] == "ip" && (f[1] == "src" || f[1] == "dst"):
+		return []netlink.TcU32Key{{Val: v & m, Mask: m}}, 3, nil
+	}
+	if f[0] != "ip" && f[0] != "ip6" {
+		return nil, 0, bad
+	}
+	v6 := f[0] == "ip6"
+	// Offsets in the IP header: addresses, the protocol (next header),
+	// and the transport header right after a fixed-size header, as tc's
+	// own "match ip dport" and "match ip6 dport" assume.
+	srcOff, dstOff, protoOff, protoShift, l4Off := int32(12), int32(16), int32(8), 16, int32(20)
+	if v6 {
+		srcOff, dstOff, protoOff, protoShift, l4Off = 8, 24, 4, 8, 40
+	}
+	switch f[1] {
+	case "src", "dst":
 		p, err := netip.ParsePrefix(f[2])
-		if err != nil || !p.Addr().Is4() {
-			return netlink.TcU32Key{}, 0, fmt.Errorf("match ip %s %s", f[1], f[2])
+		if err != nil || p.Addr().Is4() == v6 {
+			return nil, 0, fmt.Errorf("match %s %s %s", f[0], f[1], f[2])
 		}
-		a := p.Addr().As4()
-		mask := uint32(0)
-		if p.Bits() > 0 {
-			mask = ^uint32(0) << (32 - p.Bits())
-		}
-		off := int32(16)
+		off := dstOff
 		if f[1] == "src" {
-			off = 12
+			off = srcOff
 		}
-		return netlink.TcU32Key{Val: (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])) & mask, Mask: mask, Off: off}, 3, nil
-	case len(f) >= 4 && f[0] == "ip" && f[1] == "protocol":
+		return prefixKeys(p, off), 3, nil
+	case "protocol", "sport", "dport":
+		if len(f) < 4 {
+			return nil, 0, bad
+		}
 		v, err1 := num(f[2])
 		m, err2 := num(f[3])
 		if err1 != nil || err2 != nil {
-			return netlink.TcU32Key{}, 0, fmt.Errorf("match ip protocol %s %s", f[2], f[3])
+			return nil, 0, fmt.Errorf("match %s %s %s %s", f[0], f[1], f[2], f[3])
 		}
-		return netlink.TcU32Key{Val: (v & m) << 16, Mask: m << 16, Off: 8}, 4, nil
-	case len(f) >= 4 && f[0] == "ip" && (f[1] == "sport" || f[1] == "dport"):
-		// The transport header right after a 20-byte IP header, as tc's
-		// own "match ip dport" assumes.
-		v, err1 := num(f[2])
-		m, err2 := num(f[3])
-		if err1 != nil || err2 != nil {
-			return netlink.TcU32Key{}, 0, fmt.Errorf("match ip %s %s %s", f[1], f[2], f[3])
-		}
-		shift := 0
-		if f[1] == "sport" {
+		off, shift := l4Off, 0
+		switch f[1] {
+		case "protocol":
+			off, shift = protoOff, protoShift
+		case "sport":
 			shift = 16
 		}
-		return netlink.TcU32Key{Val: (v & m) << shift, Mask: m << shift, Off: 20}, 4, nil
+		return []netlink.TcU32Key{{Val: (v & m) << shift, Mask: m << shift, Off: off}}, 4, nil
 	}
-	return netlink.TcU32Key{}, 0, fmt.Errorf("match %s is not in faultline's grammar", strings.Join(f, " "))
+	return nil, 0, bad
+}
+
+// prefixKeys matches p at byte offset off, one key per 32-bit word the
+// prefix covers (none for /0).
+func prefixKeys(p netip.Prefix, off int32) []netlink.TcU32Key {
+	addr := p.Addr().AsSlice()
+	var keys []netlink.TcU32Key
+	for w := 0; w*32 < p.Bits(); w++ {
+		bits := min(p.Bits()-w*32, 32)
+		mask := ^uint32(0) << (32 - bits)
+		val := uint32(addr[4*w])<<24 | uint32(addr[4*w+1])<<16 | uint32(addr[4*w+2])<<8 | uint32(addr[4*w+3])
+		keys = append(keys, netlink.TcU32Key{Val: val & mask, Mask: mask, Off: off + int32(4*w)})
+	}
+	if len(keys) == 0 {
+		keys = append(keys, netlink.TcU32Key{Off: off})
+	}
+	return keys
 }
 
 // qdiscShow writes what `tc qdisc show` would, as far as the clean-up and
