@@ -106,10 +106,12 @@ func New(opts Options) (*Agent, error) {
 		Help: "Packets the NFQUEUE delay engine held and released."}, a.engineCount(func(e *netfault.DelayEngine) uint64 { return e.Delayed.Load() }))
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "faultline_agent_packets_dropped_total",
 		Help: "Outgoing packets the NFQUEUE engine dropped for egress loss and partition."}, a.engineCount(func(e *netfault.DelayEngine) uint64 { return e.Dropped.Load() }))
+	duplicated := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "faultline_agent_packets_duplicated_total",
+		Help: "Copies of packets the NFQUEUE engine delivered for duplicate faults."}, a.engineCount(func(e *netfault.DelayEngine) uint64 { return e.Duplicated.Load() }))
 	a.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "faultline_agent_apply_errors_total",
 		Help: "Attempts to apply faults that failed (the pod runs without them meanwhile), by fault kind."}, []string{"kind"})
 	a.lastErr = map[string]string{}
-	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, dropped, a.errs,
+	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, dropped, duplicated, a.errs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {

@@ -110,6 +110,12 @@ type match struct {
 func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	p := Plan{Backend: o.Backend}
 	var ch families
+	if o.Caps.NFQueue && slices.ContainsFunc(spec.Network, func(r v1alpha1.NetworkRule) bool { return r.Duplicate != "" }) {
+		// The engine's copies pass every faultline rule (duplicate.go).
+		for i := range ch {
+			ch[i].out, ch[i].in = append(ch[i].out, dupRule), append(ch[i].in, dupRule)
+		}
+	}
 	ch.exempt(o)
 	rules := resolveRules(spec, o.Resolve)
 	named := namedPrefixes(rules)
@@ -370,7 +376,7 @@ func sortedPorts(p []int32) []int32 {
 }
 
 // FaultKinds are the kinds of network fault a plan can make active.
-var FaultKinds = []string{"delay", "partition", "reset", "loss", "corrupt", "bandwidth", "dns"}
+var FaultKinds = []string{"delay", "partition", "reset", "loss", "corrupt", "duplicate", "bandwidth", "dns"}
 
 // dnsRules queue the pod's UDP DNS queries to the agent (dnsfault), with
 // --queue-bypass: with no agent reading, queries pass. Queries the agent

@@ -42,6 +42,8 @@ type DelayRule struct {
 	Reorder float64
 	// Corrupt flips one bit past the IP header in this share of packets.
 	Corrupt float64
+	// Duplicate delivers this share of packets twice (duplicate.go).
+	Duplicate float64
 }
 
 // DelayEngine runs one queue per rule.
@@ -50,10 +52,12 @@ type DelayEngine struct {
 	Delayed atomic.Uint64
 	// Dropped counts packets an egress loss or partition queue dropped.
 	Dropped atomic.Uint64
-	// Corrupted counts packets sent with a flipped bit.
-	Corrupted atomic.Uint64
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// Corrupted counts packets sent with a flipped bit; Duplicated the
+	// copies sent.
+	Corrupted, Duplicated atomic.Uint64
+	dup                   *duplicator
+	cancel                context.CancelFunc
+	wg                    sync.WaitGroup
 }
 
 // StartDelay opens the queues (in the network namespace open on netnsFD, or
@@ -61,6 +65,15 @@ type DelayEngine struct {
 func StartDelay(ctx context.Context, rules []DelayRule, netnsFD int) (*DelayEngine, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	e := &DelayEngine{cancel: cancel}
+	for _, r := range rules {
+		if r.Duplicate > 0 && e.dup == nil {
+			var err error
+			if e.dup, err = newDuplicator(netnsFD); err != nil {
+				cancel()
+				return nil, err
+			}
+		}
+	}
 	for _, r := range rules {
 		q, err := openQueue(ctx, e, r, netnsFD)
 		if err != nil {
@@ -91,6 +104,7 @@ func (e *DelayEngine) Stop() {
 		q.unbind()
 		_ = q.nf.Close()
 	}
+	e.dup.close()
 }
 
 // drain waits, at most half a second, until the reader has gone 20 ms
@@ -107,15 +121,20 @@ type held struct {
 	id      uint32
 	release time.Time
 	pkt     []byte // the packet to send instead (corrupted), or nil
+	dup     []byte // a copy to deliver right after it, or nil
 }
 
-// accept lets a packet go, rewritten when pkt is set.
-func accept(nf *nfqueue.Nfqueue, id uint32, pkt []byte) {
-	if pkt != nil {
-		_ = nf.SetVerdictModPacket(id, nfqueue.NfAccept, pkt)
-		return
+// accept lets a packet go, rewritten when pkt is set, and sends its copy
+// when it has one.
+func (e *DelayEngine) accept(nf *nfqueue.Nfqueue, p held) {
+	if p.pkt != nil {
+		_ = nf.SetVerdictModPacket(p.id, nfqueue.NfAccept, p.pkt)
+	} else {
+		_ = nf.SetVerdict(p.id, nfqueue.NfAccept)
 	}
-	_ = nf.SetVerdict(id, nfqueue.NfAccept)
+	if p.dup != nil && e.dup.send(p.dup) {
+		e.Duplicated.Add(1)
+	}
 }
 
 type heldHeap []held
@@ -182,10 +201,16 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 		if d < 0 || r.Reorder > 0 && rng.Float64() < r.Reorder {
 			d = 0 // reordered: out at once, ahead of the held ones
 		}
-		var pkt []byte
+		p := held{id: *a.PacketID}
 		if r.Corrupt > 0 && a.Payload != nil && rng.Float64() < r.Corrupt {
-			pkt = corrupt(*a.Payload, rng)
+			p.pkt = corrupt(*a.Payload, rng)
 			e.Corrupted.Add(1)
+		}
+		if r.Duplicate > 0 && a.Payload != nil && rng.Float64() < r.Duplicate {
+			p.dup = append([]byte(nil), *a.Payload...)
+			if p.pkt != nil {
+				p.dup = append([]byte(nil), p.pkt...)
+			}
 		}
 		// Count from when the kernel queued the packet, when it says, so
 		// the time spent reaching the agent is part of the delay, not extra.
@@ -200,16 +225,17 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 			return 0
 		}
 		if d == 0 {
-			accept(nf, *a.PacketID, pkt)
+			e.accept(nf, p)
 			return 0
 		}
 		q.mu.RLock()
 		defer q.mu.RUnlock()
 		if q.stopping {
-			accept(nf, *a.PacketID, pkt)
+			e.accept(nf, p)
 			return 0
 		}
-		q.in <- held{id: *a.PacketID, release: base.Add(d), pkt: pkt}
+		p.release = base.Add(d)
+		q.in <- p
 		return 0
 	}
 	// The reader has a context of its own: when it ends, the library
@@ -247,7 +273,7 @@ func (q *delayQueue) release(ctx context.Context, e *DelayEngine) {
 		now := time.Now()
 		for h.Len() > 0 && !h[0].release.After(now.Add(early)) {
 			p := heap.Pop(&h).(held)
-			accept(q.nf, p.id, p.pkt)
+			e.accept(q.nf, p)
 			e.Delayed.Add(1)
 			// How late the verdict landed, had we not woken early; the
 			// verdict's own system call is part of it.
@@ -261,14 +287,13 @@ func (q *delayQueue) release(ctx context.Context, e *DelayEngine) {
 		select {
 		case <-ctx.Done():
 			for h.Len() > 0 {
-				p := heap.Pop(&h).(held)
-				accept(q.nf, p.id, p.pkt)
+				e.accept(q.nf, heap.Pop(&h).(held))
 			}
 			// Stop set stopping before cancelling: nothing more comes in.
 			for {
 				select {
 				case p := <-q.in:
-					accept(q.nf, p.id, p.pkt)
+					e.accept(q.nf, p)
 				default:
 					return
 				}

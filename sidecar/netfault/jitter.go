@@ -76,14 +76,14 @@ func corrupt(pkt []byte, rng *rand.Rand) []byte {
 // copyMode asks the kernel for the packet's bytes only when a fault needs
 // them: copying costs every packet.
 func copyMode(r DelayRule) uint8 {
-	if r.Corrupt > 0 {
+	if r.Corrupt > 0 || r.Duplicate > 0 {
 		return nfqueue.NfQnlCopyPacket
 	}
 	return nfqueue.NfQnlCopyMeta
 }
 
 func copyLen(r DelayRule) uint32 {
-	if r.Corrupt > 0 {
+	if r.Corrupt > 0 || r.Duplicate > 0 {
 		return 0xffff
 	}
 	return 0

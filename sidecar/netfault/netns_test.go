@@ -425,7 +425,7 @@ func TestFaultsStopWhenNobodyKeepsThemAlive(t *testing.T) {
 // What netem offers, without netem, in the delay engine: jitter shapes,
 // correlation, reorder and corrupt, each measured against the request over
 // 400 real round trips.
-func TestTheEngineShapesJitterReordersAndCorrupts(t *testing.T) {
+func TestTheEngineShapesJitterReordersCorruptsAndDuplicates(t *testing.T) {
 	n := newNetns(t)
 	n.serve(t, 7000)
 	samples := func(spec string) (rtt []float64, lost, bad int) {
@@ -487,6 +487,21 @@ func TestTheEngineShapesJitterReordersAndCorrupts(t *testing.T) {
 		// σ at 25% over 400 is 2.2 points: ±8 is over 3σ.
 		if share < 0.17 || share > 0.33 {
 			t.Errorf("reordered share %.1f%%, want 25 ± 8", 100*share)
+		}
+	})
+	t.Run("duplicate delivers its share twice, in both families", func(t *testing.T) {
+		n.apply(t, fmt.Sprintf("network: [{duplicate: 10%%, to: ['%s:7000/udp', '[%s]:7000/udp']}]", n.peerIP, n.peerIP6))
+		for _, ep := range []string{net.JoinHostPort(n.peerIP, "7000"), net.JoinHostPort(n.peerIP6, "7000")} {
+			var first, extra int
+			if _, err := fmt.Sscanf(n.fromPod(t, "udp-dups", ep), "first %d extra %d", &first, &extra); err != nil {
+				t.Fatal(err)
+			}
+			share := float64(extra) / float64(first)
+			t.Logf("duplicate 10%% to %s: %d of %d replies arrived twice (%.1f%%); engine sent %d copies", ep, extra, first, 100*share, n.engine.Duplicated.Load())
+			// σ at 10% over 1000 is 0.95 points: ±3 is over 3σ.
+			if first < 990 || share < 0.07 || share > 0.13 {
+				t.Errorf("%s: %d replies, %.1f%% twice; want every reply and 10 ± 3%% twice", ep, first, 100*share)
+			}
 		}
 	})
 	t.Run("corrupt damages its share of packets", func(t *testing.T) {
@@ -849,6 +864,48 @@ func helper(mode string, args []string) int {
 				return 0
 			}
 		}
+	case "udp-dups":
+		// 1000 sequential round trips: how many got a reply, and how many
+		// extra copies of a reply arrived.
+		c, err := net.Dial("udp", arg)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		raw, err := c.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			return 1
+		}
+		buf := make([]byte, 256)
+		read := func() bool {
+			got := false
+			_ = raw.Read(func(fd uintptr) bool {
+				_, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+				got = err == nil
+				return true
+			})
+			return got
+		}
+		first, extra := 0, 0
+		for i := 0; i < 1000; i++ {
+			_, _ = c.Write([]byte(fmt.Sprintf("dup-%04d", i)))
+			start := time.Now()
+			for time.Since(start) < 100*time.Millisecond {
+				if read() {
+					first++
+					break
+				}
+			}
+			// A copy follows its original at once: count what comes
+			// within 3 ms.
+			for end := time.Now().Add(3 * time.Millisecond); time.Now().Before(end); {
+				if read() {
+					extra++
+				}
+			}
+		}
+		fmt.Printf("first %d extra %d\n", first, extra)
+		return 0
 	case "udp-samples":
 		// 400 sequential round trips: each RTT in µs, -1 when lost, -2
 		// when the reply differs from what was sent.

@@ -92,33 +92,30 @@ func (b *ruleBuild) emit(in bool, ms []match, action string) {
 
 // engine reads what the NFQUEUE delay engine does for the rule, or refuses
 // it. The engine is used on every kernel, netem or not: one path for delay,
-// jitter shapes, correlation, reorder and corrupt, tested here (this
-// machine's kernel has no netem).
+// jitter shapes, correlation, reorder, corrupt and duplicate, tested here
+// (this machine's kernel has no netem).
 func (b *ruleBuild) engine() {
 	r := b.r
-	if r.Delay != "" || r.Corrupt != "" {
-		if !b.caps.NFQueue {
-			for field, v := range map[string]string{"delay": r.Delay, "corrupt": r.Corrupt, "reorder": r.Reorder} {
-				if v != "" {
-					b.refuse(field, "this kernel has no NFQUEUE support for the delay engine")
-				}
+	if r.Delay == "" && r.Corrupt == "" && r.Duplicate == "" {
+		return
+	}
+	if !b.caps.NFQueue {
+		for field, v := range map[string]string{"delay": r.Delay, "corrupt": r.Corrupt, "reorder": r.Reorder, "duplicate": r.Duplicate} {
+			if v != "" {
+				b.refuse(field, "this kernel has no NFQUEUE support for the delay engine")
 			}
-		} else {
-			d := &DelayRule{Queue: uint16(QueueBase + b.i), Dist: r.Distribution}
-			// Validated already: the parses cannot fail.
-			d.Delay, _ = v1alpha1.ParseDuration(r.Delay)
-			d.Jitter, _ = v1alpha1.ParseDuration(r.Jitter)
-			d.Correlation, _ = v1alpha1.ParsePercent(r.Correlation)
-			d.Reorder, _ = v1alpha1.ParsePercent(r.Reorder)
-			d.Corrupt, _ = v1alpha1.ParsePercent(r.Corrupt)
-			b.delay = d
 		}
+		return
 	}
-	if r.Duplicate != "" {
-		// A queue verdict cannot send a packet twice.
-		b.refuse("duplicate", "needs sch_netem"+map[bool]string{true: ", and faultline's netem layout is not built yet",
-			false: ", which this kernel lacks; the delay engine cannot duplicate packets"}[b.caps.Netem])
-	}
+	d := &DelayRule{Queue: uint16(QueueBase + b.i), Dist: r.Distribution}
+	// Validated already: the parses cannot fail.
+	d.Delay, _ = v1alpha1.ParseDuration(r.Delay)
+	d.Jitter, _ = v1alpha1.ParseDuration(r.Jitter)
+	d.Correlation, _ = v1alpha1.ParsePercent(r.Correlation)
+	d.Reorder, _ = v1alpha1.ParsePercent(r.Reorder)
+	d.Corrupt, _ = v1alpha1.ParsePercent(r.Corrupt)
+	d.Duplicate, _ = v1alpha1.ParsePercent(r.Duplicate)
+	b.delay = d
 }
 
 // targets are the rule's destinations (IPv6 ones refused when the pod has
@@ -249,6 +246,7 @@ func (b *ruleBuild) delayQueue(targets []v1alpha1.Target) {
 	}
 	b.kinds["delay"] = b.kinds["delay"] || b.delay.Delay > 0
 	b.kinds["corrupt"] = b.kinds["corrupt"] || b.delay.Corrupt > 0
+	b.kinds["duplicate"] = b.kinds["duplicate"] || b.delay.Duplicate > 0
 	q := queueAction(b.delay.Queue)
 	for _, t := range targets {
 		if b.egress {
