@@ -191,7 +191,9 @@ func inside(mode string, args []string) int {
 			return 1
 		}
 		ctx := context.Background()
-		base, err := netfault.Build(spec, netfault.Options{Interface: "eth0", Caps: netfault.Capabilities{NFQueue: true}})
+		// As the agent finds almost every namespace: with IPv6, so both
+		// families are written and removed.
+		base, err := netfault.Build(spec, netfault.Options{Interface: "eth0", Caps: netfault.Capabilities{NFQueue: true, IPv6: true}})
 		if err != nil {
 			fmt.Println(err)
 			return 1
@@ -204,23 +206,36 @@ func inside(mode string, args []string) int {
 			fmt.Println("no ipset/netlink here: cannot measure the agent's runner")
 			return 1
 		}
-		median := func(r netfault.Runner, plan netfault.Plan) (apply, remove time.Duration, err error) {
-			var ap, rm []time.Duration
+		// off: how long a Remove takes until traffic is free (the switch's
+		// sets emptied), for a runner with the switch.
+		median := func(r netfault.Runner, plan netfault.Plan) (apply, remove, off time.Duration, err error) {
+			var ap, rm, of []time.Duration
 			for i := 0; i < 20; i++ {
 				t := time.Now()
 				if err := netfault.Apply(ctx, r, plan); err != nil {
-					return 0, 0, err
+					return 0, 0, 0, err
 				}
 				ap = append(ap, time.Since(t))
 				t = time.Now()
-				if err := netfault.Remove(ctx, r, "eth0", netfault.NFT); err != nil {
-					return 0, 0, err
+				tr := r
+				if g, ok := r.(netfault.Gated); ok {
+					tr = &timedOff{Gated: g, start: t}
+				}
+				if err := netfault.Remove(ctx, tr, "eth0", netfault.NFT); err != nil {
+					return 0, 0, 0, err
 				}
 				rm = append(rm, time.Since(t))
+				if to, ok := tr.(*timedOff); ok {
+					of = append(of, to.took)
+				}
 			}
 			slices.Sort(ap)
 			slices.Sort(rm)
-			return ap[10], rm[10], nil
+			slices.Sort(of)
+			if len(of) == 0 {
+				of = rm
+			}
+			return ap[10], rm[10], of[10], nil
 		}
 		n := strings.Count(base.Restore, "\n-A ")
 		noShape := base
@@ -232,19 +247,19 @@ func inside(mode string, args []string) int {
 			{fmt.Sprintf("the 10-rule spec (%d iptables rules, %d tc commands)", n, len(base.Shape)), "≤ 20 ms", base},
 			{"the 9 rules without bandwidth (iptables only)", "≤ 10 ms", noShape},
 		} {
-			ea, er, err := median(netfault.Exec{}, c.plan)
+			ea, er, _, err := median(netfault.Exec{}, c.plan)
 			if err != nil {
 				fmt.Println(err)
 				return 1
 			}
-			na, nr, err := median(host, c.plan)
+			na, nr, nf, err := median(host, c.plan)
 			if err != nil {
 				fmt.Println(err)
 				return 1
 			}
-			fmt.Printf("| apply / remove %s, median of 20: every command a process | %.1f / %.1f ms | |\n", c.what, ms(ea), ms(er))
-			fmt.Printf("| the same with tc through netlink (the agent's runner) | %.1f / %.1f ms (%.2f× / %.2f×) | %s |\n",
-				ms(na), ms(nr), float64(na)/float64(ea), float64(nr)/float64(er), c.goal)
+			fmt.Printf("| apply / remove %s, both families, median of 20: every command a process | %.1f / %.1f ms | |\n", c.what, ms(ea), ms(er))
+			fmt.Printf("| the same with tc through netlink and the dead man's switch (the agent's runner) | %.1f / %.1f ms (%.2f× / %.2f×); traffic free %.2f ms into the remove | %s |\n",
+				ms(na), ms(nr), float64(na)/float64(ea), float64(nr)/float64(er), ms(nf), c.goal)
 		}
 		return 0
 	case "count":
@@ -285,3 +300,17 @@ func inside(mode string, args []string) int {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// timedOff is the agent's runner, noting when Remove has emptied the
+// switch's sets: from then on no faultline rule matches.
+type timedOff struct {
+	netfault.Gated
+	start time.Time
+	took  time.Duration
+}
+
+func (t *timedOff) Off(ctx context.Context) error {
+	err := t.Gated.Off(ctx)
+	t.took = time.Since(t.start)
+	return err
+}

@@ -28,6 +28,10 @@ const AliveSet6 = "faultline-alive6"
 // and KeepAlive use it when the Runner offers it.
 type Switch interface {
 	Arm(ctx context.Context, ttl time.Duration) error
+	// Off empties the sets: every gated jump stops matching at once,
+	// before the rules themselves are deleted (an nftables transaction
+	// that deletes anything takes 10-20 ms in the kernel).
+	Off(ctx context.Context) error
 	Disarm(ctx context.Context) error
 }
 
@@ -85,6 +89,16 @@ func (k *KernelSwitch) Arm(_ context.Context, ttl time.Duration) error {
 			if err := k.h.IpsetAdd(set.name, &netlink.IPSetEntry{IP: ipnet.IP, CIDR: uint8(ones), Timeout: &secs, Replace: true}); err != nil {
 				return fmt.Errorf("arming ipset %s: %w", set.name, err)
 			}
+		}
+	}
+	return nil
+}
+
+// Off flushes the sets' entries; sets that do not exist are already off.
+func (k *KernelSwitch) Off(context.Context) error {
+	for _, set := range aliveSets {
+		if err := k.h.IpsetFlush(set.name); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("flushing ipset %s: %w", set.name, err)
 		}
 	}
 	return nil

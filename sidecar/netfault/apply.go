@@ -147,6 +147,13 @@ func section(save, table string) string {
 // none means both (clean-up after a crash, whatever backend that run used;
 // a backend whose tools are missing has nothing of faultline's).
 func Remove(ctx context.Context, r Runner, iface string, backends ...Backend) error {
+	if sw, ok := r.(Switch); ok {
+		// Traffic is free the moment the sets are empty; deleting the
+		// rules below is clean-up.
+		if err := sw.Off(ctx); err != nil {
+			return err
+		}
+	}
 	if err := removeShaping(ctx, r, iface); err != nil {
 		return err
 	}

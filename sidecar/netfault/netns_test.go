@@ -282,6 +282,38 @@ func TestPartitionAndResetInRealNamespaces(t *testing.T) {
 	})
 }
 
+// Remove frees traffic before it deletes a single rule: emptying the dead
+// man's switch's sets takes microseconds, while an nftables transaction that
+// deletes anything takes 10-20 ms in the kernel (issue 15 item 5).
+func TestRemoveFreesTrafficBeforeDeletingRules(t *testing.T) {
+	n := newNetns(t)
+	n.serve(t, 5432)
+	v4, v6 := net.JoinHostPort(n.peerIP, "5432"), net.JoinHostPort(n.peerIP6, "5432")
+	n.apply(t, fmt.Sprintf("network: [{partition: true, to: ['%s', '%s']}]", v4, v6))
+	for _, ep := range []string{v4, v6} {
+		if got := n.fromPod(t, "connect", ep); got != "timeout" {
+			t.Fatalf("partitioned %s: connect = %s, want timeout", ep, got)
+		}
+	}
+	start := time.Now()
+	if err := n.runner.(Switch).Off(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	for _, ep := range []string{v4, v6} {
+		if got := n.fromPod(t, "connect", ep); got != "ok" {
+			t.Errorf("after Off, connect %s = %s, want ok", ep, got)
+		}
+	}
+	if !strings.Contains(n.save(t), "-j DROP") || !strings.Contains(n.save6(t), "-j DROP") {
+		t.Fatal("the rules were deleted: the test must show they stop matching first")
+	}
+	t.Logf("sets emptied in %s: both families' traffic flows with every rule still in place", took.Round(time.Microsecond))
+	if err := Remove(context.Background(), n.runner, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A dual-stack pod: one builder writes both families, each target lands in
 // its own family's table, a rule of any address reaches both, and removal
 // leaves nothing in either (issue 15 item 1).

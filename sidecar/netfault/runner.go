@@ -68,6 +68,14 @@ func (r *Recorder) Arm(_ context.Context, ttl time.Duration) error {
 	return nil
 }
 
+// Off records the switch's sets being emptied.
+func (r *Recorder) Off(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Calls = append(r.Calls, "# flush ipset "+AliveSet+"\n")
+	return nil
+}
+
 // Disarm records the switch's set being destroyed.
 func (r *Recorder) Disarm(context.Context) error {
 	r.mu.Lock()
