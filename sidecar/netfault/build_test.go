@@ -69,8 +69,8 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			var b strings.Builder
 			fmt.Fprintf(&b, "# active: %v\n", plan.Active)
 			for _, d := range plan.Delays {
-				fmt.Fprintf(&b, "# engine queue %d: delay %s, jitter %s %s, correlation %g, reorder %g, corrupt %g, duplicate %g, drop %g\n",
-					d.Queue, d.Delay, d.Jitter, d.Dist, d.Correlation, d.Reorder, d.Corrupt, d.Duplicate, d.Drop)
+				fmt.Fprintf(&b, "# engine queue %d: delay %s, jitter %s %s, correlation %g, reorder %g gap %d, corrupt %g, duplicate %g, drop %g\n",
+					d.Queue, d.Delay, d.Jitter, d.Dist, d.Correlation, d.Reorder, d.Gap, d.Corrupt, d.Duplicate, d.Drop)
 			}
 			for _, r := range plan.Refused {
 				fmt.Fprintf(&b, "# refused: %s\n", r)

@@ -38,8 +38,10 @@ type DelayRule struct {
 	Dist string
 	// Correlation ties each jitter draw to the previous one (0..1).
 	Correlation float64
-	// Reorder sends this share of packets at once, ahead of held ones.
+	// Reorder sends this share of packets at once, ahead of held ones;
+	// with Gap, only after Gap-1 packets were held (netem's gap).
 	Reorder float64
+	Gap     int
 	// Corrupt flips one bit past the IP header in this share of packets.
 	Corrupt float64
 	// Duplicate delivers this share of packets twice (duplicate.go).
@@ -193,12 +195,27 @@ func openQueue(ctx context.Context, e *DelayEngine, r DelayRule, netnsFD int) (*
 	q := &delayQueue{rule: r, nf: nf, in: make(chan held, 16384)}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(r.Queue)))
 	jitter := newJitter(r, rng)
+	// As netem: with a gap, the first gap-1 packets since the last
+	// reordered one are held whatever the draw. The hook runs on one
+	// goroutine per queue, so the count needs no lock.
+	since := 0
+	reorder := func() bool {
+		if r.Reorder == 0 {
+			return false
+		}
+		if r.Gap > 0 && since < r.Gap-1 || rng.Float64() >= r.Reorder {
+			since++
+			return false
+		}
+		since = 0
+		return true
+	}
 	hook := func(a nfqueue.Attribute) int {
 		if a.PacketID == nil {
 			return 0
 		}
 		d := r.Delay + jitter()
-		if d < 0 || r.Reorder > 0 && rng.Float64() < r.Reorder {
+		if d < 0 || reorder() {
 			d = 0 // reordered: out at once, ahead of the held ones
 		}
 		p := held{id: *a.PacketID}

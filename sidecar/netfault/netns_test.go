@@ -521,6 +521,26 @@ func TestTheEngineShapesJitterReordersCorruptsAndDuplicates(t *testing.T) {
 			t.Errorf("reordered share %.1f%%, want 25 ± 8", 100*share)
 		}
 	})
+	t.Run("a gap holds gap-1 packets between reordered ones, as netem's", func(t *testing.T) {
+		rtt, _, _ := samples("delay: 20ms, reorder: 50%, gap: 4")
+		var fast []int
+		for i, r := range rtt {
+			if r < 10 {
+				fast = append(fast, i)
+			}
+		}
+		closest := len(rtt)
+		for i := 1; i < len(fast); i++ {
+			closest = min(closest, fast[i]-fast[i-1])
+		}
+		share := float64(len(fast)) / float64(len(rtt))
+		// Each cycle is 3 held packets, then tries at 50% until one goes
+		// at once: 1 of (3 + 2) on average, 20%; σ over 400 is 2 points.
+		t.Logf("reorder 50%%, gap 4: %.1f%% of %d sent at once (netem's expectation 20%%), closest two %d apart", 100*share, len(rtt), closest)
+		if share < 0.13 || share > 0.27 || closest < 4 {
+			t.Errorf("share %.1f%% (want 20 ± 7), closest reordered packets %d apart (want ≥ 4)", 100*share, closest)
+		}
+	})
 	t.Run("duplicate delivers its share twice, in both families", func(t *testing.T) {
 		n.apply(t, fmt.Sprintf("network: [{duplicate: 10%%, to: ['%s:7000/udp', '[%s]:7000/udp']}]", n.peerIP, n.peerIP6))
 		for _, ep := range []string{net.JoinHostPort(n.peerIP, "7000"), net.JoinHostPort(n.peerIP6, "7000")} {

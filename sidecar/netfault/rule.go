@@ -113,6 +113,7 @@ func (b *ruleBuild) engine() {
 	d.Jitter, _ = v1alpha1.ParseDuration(r.Jitter)
 	d.Correlation, _ = v1alpha1.ParsePercent(r.Correlation)
 	d.Reorder, _ = v1alpha1.ParsePercent(r.Reorder)
+	d.Gap = int(r.Gap)
 	d.Corrupt, _ = v1alpha1.ParsePercent(r.Corrupt)
 	d.Duplicate, _ = v1alpha1.ParsePercent(r.Duplicate)
 	b.delay = d

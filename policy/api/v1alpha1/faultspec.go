@@ -46,7 +46,7 @@ type NetworkRule struct {
 	// Loss is the probability of dropping a matching packet, e.g. "5%".
 	// +optional
 	Loss string `json:"loss,omitempty"`
-	// Duplicate delivers this share of matching packets twice (needs netem).
+	// Duplicate delivers this share of matching packets twice.
 	// +optional
 	Duplicate string `json:"duplicate,omitempty"`
 	// Corrupt flips one bit in this share of matching packets.
@@ -56,6 +56,13 @@ type NetworkRule struct {
 	// others; needs delay.
 	// +optional
 	Reorder string `json:"reorder,omitempty"`
+	// Gap, as netem's: the first gap-1 packets are always delayed, then
+	// each is sent at once with the reorder probability, which starts the
+	// count again; 0 or unset reorders any packet. Needs reorder.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	Gap int32 `json:"gap,omitempty"`
 	// Bandwidth limits matching traffic, e.g. "1Mbit".
 	// +optional
 	Bandwidth string `json:"bandwidth,omitempty"`

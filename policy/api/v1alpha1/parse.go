@@ -239,6 +239,8 @@ func goTypeName(t string) string {
 		return "a list"
 	case t == "bool":
 		return "true or false"
+	case strings.HasPrefix(t, "int"):
+		return "a whole number, such as 5"
 	case strings.Contains(t, "."):
 		if strings.HasPrefix(t, "v1alpha1.") && !strings.HasSuffix(t, "Rule") && !strings.HasSuffix(t, "Fault") && !strings.HasSuffix(t, "Schedule") {
 			return "a string"

@@ -84,6 +84,12 @@ func (r *NetworkRule) validate(p *field.Path) field.ErrorList {
 		}
 		return percent(v)
 	})
+	switch {
+	case r.Gap != 0 && r.Reorder == "":
+		errs = append(errs, field.Invalid(p.Child("gap"), r.Gap, "gap needs reorder"))
+	case r.Gap < 0 || r.Gap > 10000:
+		errs = append(errs, field.Invalid(p.Child("gap"), r.Gap, "want a whole number of packets from 1 to 10000"))
+	}
 	check("distribution", r.Distribution, func(v string) error {
 		switch {
 		case r.Jitter == "":
