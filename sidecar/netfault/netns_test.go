@@ -141,6 +141,30 @@ func (n *netns) serve(t *testing.T, ports ...int) {
 	}
 }
 
+// dialPolled dials a UDP peer and returns a non-blocking read: busy-polling
+// the socket, because a parked goroutine wakes up late on this VM, which
+// would be counted as delay the fault never added.
+func dialPolled(addr string) (net.Conn, func([]byte) (int, bool), error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := c.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	read := func(buf []byte) (n int, ok bool) {
+		_ = raw.Read(func(fd uintptr) bool {
+			k, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+			n, ok = k, err == nil
+			return true
+		})
+		return n, ok
+	}
+	return c, read, nil
+}
+
 // waitListening waits until sockets of every proto listen on port in the
 // network namespace ns (the helpers start asynchronously), or fails.
 func waitListening(t *testing.T, ns string, port int, protos ...string) {
@@ -919,31 +943,18 @@ func helper(mode string, args []string) int {
 	case "udp-dups":
 		// 1000 sequential round trips: how many got a reply, and how many
 		// extra copies of a reply arrived.
-		c, err := net.Dial("udp", arg)
+		c, read, err := dialPolled(arg)
 		if err != nil {
 			fmt.Println(err)
 			return 1
 		}
-		raw, err := c.(*net.UDPConn).SyscallConn()
-		if err != nil {
-			return 1
-		}
 		buf := make([]byte, 256)
-		read := func() bool {
-			got := false
-			_ = raw.Read(func(fd uintptr) bool {
-				_, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
-				got = err == nil
-				return true
-			})
-			return got
-		}
 		first, extra := 0, 0
 		for i := 0; i < 1000; i++ {
 			_, _ = c.Write([]byte(fmt.Sprintf("dup-%04d", i)))
 			start := time.Now()
 			for time.Since(start) < 100*time.Millisecond {
-				if read() {
+				if _, ok := read(buf); ok {
 					first++
 					break
 				}
@@ -951,7 +962,7 @@ func helper(mode string, args []string) int {
 			// A copy follows its original at once: count what comes
 			// within 3 ms.
 			for end := time.Now().Add(3 * time.Millisecond); time.Now().Before(end); {
-				if read() {
+				if _, ok := read(buf); ok {
 					extra++
 				}
 			}
@@ -961,13 +972,9 @@ func helper(mode string, args []string) int {
 	case "udp-samples":
 		// 400 sequential round trips: each RTT in µs, -1 when lost, -2
 		// when the reply differs from what was sent.
-		c, err := net.Dial("udp", arg)
+		c, read, err := dialPolled(arg)
 		if err != nil {
 			fmt.Println(err)
-			return 1
-		}
-		raw, err := c.(*net.UDPConn).SyscallConn()
-		if err != nil {
 			return 1
 		}
 		buf := make([]byte, 256)
@@ -978,13 +985,9 @@ func helper(mode string, args []string) int {
 			_, _ = c.Write(msg)
 			n := -1
 			for n < 0 && time.Since(start) < 300*time.Millisecond {
-				_ = raw.Read(func(fd uintptr) bool {
-					k, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
-					if err == nil {
-						n = k
-					}
-					return true
-				})
+				if k, ok := read(buf); ok {
+					n = k
+				}
 			}
 			switch {
 			case n < 0:
@@ -996,13 +999,7 @@ func helper(mode string, args []string) int {
 			}
 			time.Sleep(2 * time.Millisecond) // let a late reply drain
 			for {
-				got := false
-				_ = raw.Read(func(fd uintptr) bool {
-					_, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
-					got = err == nil
-					return true
-				})
-				if !got {
+				if _, ok := read(buf); !ok {
 					break
 				}
 			}
