@@ -43,9 +43,10 @@ type Interceptor struct {
 	percent  float64
 	patterns []string
 
-	nf     *nfqueue.Nfqueue
-	raw    int
-	cancel context.CancelFunc
+	nf *nfqueue.Nfqueue
+	// raw and raw6 answer IPv4 and IPv6 queries (raw6 is -1 without IPv6).
+	raw, raw6 int
+	cancel    context.CancelFunc
 
 	// Failed counts queries failed; Forwarded, queries let through.
 	Failed, Forwarded atomic.Uint64
@@ -61,7 +62,7 @@ func New(f *v1alpha1.DNSFault) (*Interceptor, error) {
 		}
 		pct = p
 	}
-	r := &Interceptor{failure: f.Failure, percent: pct, raw: -1}
+	r := &Interceptor{failure: f.Failure, percent: pct, raw: -1, raw6: -1}
 	for _, h := range f.Hosts {
 		r.patterns = append(r.patterns, strings.TrimSuffix(strings.ToLower(h), "."))
 	}
@@ -90,6 +91,12 @@ func (r *Interceptor) Start() error {
 	if err != nil {
 		return fmt.Errorf("dns faults: raw socket for answers: %w", err)
 	}
+	// IPPROTO_RAW on IPv6 takes the whole packet too; without IPv6 in
+	// the namespace there are no IPv6 queries to answer.
+	raw6, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		raw6 = -1
+	}
 	nf, err := nfqueue.Open(&nfqueue.Config{
 		NfQueue:      Queue,
 		MaxPacketLen: 0xffff,
@@ -101,10 +108,13 @@ func (r *Interceptor) Start() error {
 	})
 	if err != nil {
 		_ = syscall.Close(raw)
+		if raw6 >= 0 {
+			_ = syscall.Close(raw6)
+		}
 		return fmt.Errorf("dns faults: opening NFQUEUE %d: %w", Queue, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.nf, r.raw, r.cancel = nf, raw, cancel
+	r.nf, r.raw, r.raw6, r.cancel = nf, raw, raw6, cancel
 	hook := func(a nfqueue.Attribute) int {
 		if a.PacketID == nil {
 			return 0
@@ -138,14 +148,16 @@ func (r *Interceptor) Stop() {
 		_ = r.nf.Close()
 		r.nf = nil
 	}
-	if r.raw >= 0 {
-		_ = syscall.Close(r.raw)
-		r.raw = -1
+	for _, fd := range []*int{&r.raw, &r.raw6} {
+		if *fd >= 0 {
+			_ = syscall.Close(*fd)
+			*fd = -1
+		}
 	}
 }
 
 // intercept decides one queued packet: true drops it (the query fails).
-// Anything it cannot read as an IPv4 UDP DNS query goes on untouched.
+// Anything it cannot read as a UDP DNS query goes on untouched.
 func (r *Interceptor) intercept(pkt []byte) bool {
 	q, err := parseQuery(pkt)
 	if err != nil || len(q.msg.Question) == 0 || !r.Matches(q.msg.Question[0].Name) || rand.Float64() >= r.percent {
@@ -170,48 +182,74 @@ func (r *Interceptor) intercept(pkt []byte) bool {
 	return true
 }
 
-// query is a DNS query read from an IPv4 UDP packet.
+// query is a DNS query read from an IPv4 or IPv6 UDP packet.
 type query struct {
-	src, dst         net.IP
+	src, dst         net.IP // 4 or 16 bytes
 	srcPort, dstPort uint16
 	msg              *dns.Msg
 }
 
-var errNotDNS = errors.New("not an IPv4 UDP DNS query")
+var errNotDNS = errors.New("not a UDP DNS query")
 
 func parseQuery(pkt []byte) (*query, error) {
-	if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != syscall.IPPROTO_UDP {
+	var q query
+	var udp []byte
+	switch {
+	case len(pkt) >= 20 && pkt[0]>>4 == 4 && pkt[9] == syscall.IPPROTO_UDP:
+		ihl := int(pkt[0]&0x0f) * 4
+		if ihl < 20 || len(pkt) < ihl+8 {
+			return nil, errNotDNS
+		}
+		q.src, q.dst, udp = net.IP(pkt[12:16]), net.IP(pkt[16:20]), pkt[ihl:]
+	case len(pkt) >= 48 && pkt[0]>>4 == 6 && pkt[6] == syscall.IPPROTO_UDP:
+		// UDP right after the fixed header; a query behind extension
+		// headers passes untouched.
+		q.src, q.dst, udp = net.IP(pkt[8:24]), net.IP(pkt[24:40]), pkt[40:]
+	default:
 		return nil, errNotDNS
 	}
-	ihl := int(pkt[0]&0x0f) * 4
-	if ihl < 20 || len(pkt) < ihl+8 {
+	q.msg = new(dns.Msg)
+	if err := q.msg.Unpack(udp[8:]); err != nil || q.msg.Response {
 		return nil, errNotDNS
 	}
-	udp := pkt[ihl:]
-	m := new(dns.Msg)
-	if err := m.Unpack(udp[8:]); err != nil || m.Response {
-		return nil, errNotDNS
-	}
-	return &query{src: net.IP(pkt[12:16]), dst: net.IP(pkt[16:20]),
-		srcPort: binary.BigEndian.Uint16(udp[0:2]), dstPort: binary.BigEndian.Uint16(udp[2:4]), msg: m}, nil
+	q.srcPort, q.dstPort = binary.BigEndian.Uint16(udp[0:2]), binary.BigEndian.Uint16(udp[2:4])
+	return &q, nil
 }
 
 // answer sends body to the asking socket as if from the server it asked.
 func (r *Interceptor) answer(q *query, body []byte) error {
-	pkt := make([]byte, 28+len(body))
-	pkt[0], pkt[8], pkt[9] = 0x45, 64, syscall.IPPROTO_UDP
-	binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
-	copy(pkt[12:16], q.dst.To4())
-	copy(pkt[16:20], q.src.To4())
-	udp := pkt[20:]
+	hdr := 20
+	if len(q.src) == net.IPv6len {
+		hdr = 40
+	}
+	pkt := make([]byte, hdr+8+len(body))
+	udp := pkt[hdr:]
 	binary.BigEndian.PutUint16(udp[0:2], q.dstPort)
 	binary.BigEndian.PutUint16(udp[2:4], q.srcPort)
 	binary.BigEndian.PutUint16(udp[4:6], uint16(8+len(body)))
 	copy(udp[8:], body)
-	binary.BigEndian.PutUint16(udp[6:8], udpChecksum(pkt[12:16], pkt[16:20], udp))
+	// The checksum's pseudo-header sums the same way for both families
+	// (addresses, protocol, length); IPv6 requires it.
+	binary.BigEndian.PutUint16(udp[6:8], udpChecksum(q.dst, q.src, udp))
+	if hdr == 40 {
+		if r.raw6 < 0 {
+			return errors.New("no IPv6 raw socket")
+		}
+		pkt[0], pkt[6], pkt[7] = 0x60, syscall.IPPROTO_UDP, 64
+		binary.BigEndian.PutUint16(pkt[4:6], uint16(8+len(body)))
+		copy(pkt[8:24], q.dst)
+		copy(pkt[24:40], q.src)
+		to := &syscall.SockaddrInet6{}
+		copy(to.Addr[:], q.src)
+		return syscall.Sendto(r.raw6, pkt, 0, to)
+	}
+	pkt[0], pkt[8], pkt[9] = 0x45, 64, syscall.IPPROTO_UDP
+	binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
+	copy(pkt[12:16], q.dst)
+	copy(pkt[16:20], q.src)
 	// IP_HDRINCL: the kernel fills in the IP checksum and ID.
 	to := &syscall.SockaddrInet4{}
-	copy(to.Addr[:], q.src.To4())
+	copy(to.Addr[:], q.src)
 	return syscall.Sendto(r.raw, pkt, 0, to)
 }
 

@@ -71,8 +71,8 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 	return applyShaping(ctx, r, plan)
 }
 
-// apply6 is Apply's IPv6 half: the filter table only (DNS faults are
-// IPv4's mangle table).
+// apply6 is Apply's IPv6 half: the filter table and the DNS queue in
+// mangle (the nat chain of older agents never existed for IPv6).
 func apply6(ctx context.Context, r Runner, plan Plan, set string) error {
 	saved, err := r.Run(ctx, nil, plan.Backend.Save6())
 	if err != nil {
@@ -80,6 +80,11 @@ func apply6(ctx context.Context, r Runner, plan Plan, set string) error {
 	}
 	var b strings.Builder
 	writeTable(&b, tables[0].hooks, plan.Restore6, section(string(saved), "filter"), set)
+	if plan.RestoreMangle6 != "" {
+		writeTable(&b, tables[2].hooks, plan.RestoreMangle6, section(string(saved), "mangle"), set)
+	} else {
+		writeRemoval(&b, tables[2].name, tables[2].hooks, section(string(saved), "mangle"))
+	}
 	if _, err := r.Run(ctx, []byte(b.String()), plan.Backend.Restore6(), "-w", "5", "--noflush"); err != nil {
 		return fmt.Errorf("applying IPv6 rules: %w", err)
 	}
@@ -163,19 +168,19 @@ func Remove(ctx context.Context, r Runner, iface string, backends ...Backend) er
 	for _, be := range backends {
 		for _, fam := range []struct {
 			save, restore string
-			tables        int // IPv6 has only the filter table
-		}{{be.Save(), be.Restore(), len(tables)}, {be.Save6(), be.Restore6(), 1}} {
+			v6            bool
+		}{{be.Save(), be.Restore(), false}, {be.Save6(), be.Restore6(), true}} {
 			saved, err := r.Run(ctx, nil, fam.save)
 			if err != nil {
 				// A backend or family whose tools are missing, or a
 				// kernel without IPv6, holds nothing of faultline's.
-				if be == Legacy && len(backends) > 1 || fam.tables == 1 {
+				if be == Legacy && len(backends) > 1 || fam.v6 {
 					continue
 				}
 				return fmt.Errorf("reading rules: %w", err)
 			}
 			var b strings.Builder
-			for _, t := range tables[:fam.tables] {
+			for _, t := range tables {
 				writeRemoval(&b, t.name, t.hooks, section(string(saved), t.name))
 			}
 			if b.Len() > 0 {

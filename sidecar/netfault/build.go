@@ -73,8 +73,9 @@ type Plan struct {
 	// table; declaring the chains flushes them, so it replaces, never adds.
 	// Restore6 is ip6tables' ("" when the pod has no IPv6).
 	Restore, Restore6 string
-	// RestoreMangle is the mangle table's payload (the DNS queue), or empty.
-	RestoreMangle string
+	// RestoreMangle is the mangle table's payload (the DNS queue), or
+	// empty; RestoreMangle6 is ip6tables'.
+	RestoreMangle, RestoreMangle6 string
 	// AliveTTL is how long the faults outlive the last keep-alive when the
 	// Runner is a Switch; 0 means DefaultTTL.
 	AliveTTL time.Duration
@@ -147,6 +148,9 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 	kinds["bandwidth"] = shaped
 	if spec.DNS != nil {
 		p.RestoreMangle = dnsRules()
+		if o.Caps.IPv6 {
+			p.RestoreMangle6 = dnsRules() // the same rules read alike in ip6tables
+		}
 		kinds["dns"] = true
 	}
 	for _, k := range FaultKinds {

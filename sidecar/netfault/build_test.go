@@ -78,7 +78,7 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			b.WriteString(plan.Restore)
 			b.WriteString(plan.RestoreMangle)
 			if plan.Restore6 != "" {
-				b.WriteString("# ip6tables\n" + plan.Restore6)
+				b.WriteString("# ip6tables\n" + plan.Restore6 + plan.RestoreMangle6)
 			}
 			for _, c := range plan.Shape {
 				b.WriteString(strings.Join(c, " ") + "\n")
