@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"math"
 	"os"
 	"strconv"
@@ -159,4 +160,39 @@ func grepEvents(evs []string, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// 16. A dual-stack pod: the CNI gives it an IPv6 address beside the IPv4
+// one, and the same faults hold over both (issue 15 item 1).
+func TestScenario16DualStackPod(t *testing.T) {
+	ctx := context.Background()
+	createPod(t, ctx, "shop", "dual", "network: [{delay: 50ms, direction: ingress, to: [\":8080\"]}, {partition: true, direction: ingress, to: [\":8081\"]}]", true, nil)
+	p := running(t, ctx, "shop", "dual")
+	v4, v6 := p.Status.PodIP, ""
+	for _, ip := range p.Status.PodIPs {
+		if strings.Contains(ip.IP, ":") {
+			v6 = ip.IP
+		}
+	}
+	if v6 == "" {
+		// The kubelet of an IPv4 node may list one family only: read the
+		// address the CNI gave from the pod's namespace.
+		out, err := inPod(t, ctx, p, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+		if f := strings.Fields(out); err == nil && len(f) > 3 {
+			v6, _, _ = strings.Cut(f[3], "/")
+		}
+	}
+	if v6 == "" {
+		t.Fatalf("the pod has no IPv6 address (podIPs %v)", p.Status.PodIPs)
+	}
+	waitFor(t, ctx, 30*time.Second, "the delay", func() bool { return agentActive(t, v4, "delay") })
+	rtt4 := dialRTT(t, net.JoinHostPort(v4, "8080"), 20)
+	rtt6 := dialRTT(t, net.JoinHostPort(v6, "8080"), 20)
+	cut4, cut6 := connect(t, net.JoinHostPort(v4, "8081")), connect(t, net.JoinHostPort(v6, "8081"))
+	pass := rtt4 > 48 && rtt4 < 60 && rtt6 > 48 && rtt6 < 60 && cut4 == "timeout" && cut6 == "timeout"
+	record("16 dual-stack pod", "delay 50ms on :8080, partition :8081 (ingress), any address; pod IPs "+v4+" and "+v6,
+		fmt.Sprintf("connect to :8080 %.1f ms over IPv4, %.1f ms over IPv6 (p50 of 20); :8081 %s over IPv4, %s over IPv6", rtt4, rtt6, cut4, cut6), pass)
+	if !pass {
+		t.Fatalf("IPv4 %.1f ms / %s, IPv6 %.1f ms / %s", rtt4, cut4, rtt6, cut6)
+	}
 }

@@ -42,7 +42,7 @@ state = %[2]q
 	return n.write("containerd.toml", cfg)
 }
 
-// writeCNIConfig: a bridge with host-local addresses. cniVersion 1.0.0 is
+// writeCNIConfig: a bridge with host-local addresses of both families. cniVersion 1.0.0 is
 // the newest Debian's plugins speak; no ipMasq (nothing leaves the machine),
 // hairpin so that a pod reaches itself through a Service.
 func (n *Node) writeCNIConfig() error {
@@ -52,9 +52,9 @@ func (n *Node) writeCNIConfig() error {
 	}
 	cfg := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"faultline","plugins":[
  {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
-  "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
+  "ipam":{"type":"host-local","ranges":[[{"subnet":%q}],[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}],"dataDir":%q}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
-`, bridge, PodCIDR, filepath.Join(n.dir, "cni", "ipam"))
+`, bridge, PodCIDR, PodCIDR6, filepath.Join(n.dir, "cni", "ipam"))
 	return os.WriteFile(filepath.Join(dir, "10-faultline.conflist"), []byte(cfg), 0o644)
 }
 

@@ -24,6 +24,12 @@ const (
 	APIServerIP = "10.215.0.1"  // the kubernetes Service
 	DNSIP       = "10.215.0.10" // the kube-dns Service
 	apiPort     = 6443
+
+	// Pods are dual-stack: an IPv6 address beside the IPv4 one (Services
+	// stay IPv4), reachable from the host through the node.
+	HostIP6    = "fd00:213::1"
+	NodeIP6    = "fd00:213::2"
+	PodCIDR6   = "fd00:214::/64"
 )
 
 // run runs a command, returning its output in the error.
@@ -51,10 +57,15 @@ func setupNetwork() error {
 		{"ip", "-n", nodeNetNS, "route", "add", "default", "via", HostIP},
 		{"ip", "route", "add", PodCIDR, "via", NodeIP, "dev", hostVeth},
 		{"ip", "route", "add", ServiceCIDR, "via", NodeIP, "dev", hostVeth},
+		{"ip", "-6", "addr", "add", HostIP6 + "/64", "dev", hostVeth, "nodad"},
+		{"ip", "-n", nodeNetNS, "-6", "addr", "add", NodeIP6 + "/64", "dev", nodeVeth, "nodad"},
+		{"ip", "-n", nodeNetNS, "-6", "route", "add", "default", "via", HostIP6},
+		{"ip", "-6", "route", "add", PodCIDR6, "via", NodeIP6, "dev", hostVeth},
 		// The node routes between pods, the host and Services; these are
 		// the node namespace's own sysctls, not the host's.
 		{"ip", "netns", "exec", nodeNetNS, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
 		{"ip", "netns", "exec", nodeNetNS, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"},
+		{"ip", "netns", "exec", nodeNetNS, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
 	}
 	for _, s := range steps {
 		if err := run(s[0], s[1:]...); err != nil {
