@@ -71,7 +71,7 @@ func main() {
 		return
 	}
 	probePorts, _ := sidecar.ParsePorts(os.Getenv(sidecar.EnvProbePorts))
-	exempt := netfault.Exemptions{ProbePorts: probePorts, ProbeSources: sidecar.ProbeSources(os.Getenv(sidecar.EnvHostIP), "/proc/net/route")}
+	exempt := netfault.Exemptions{ProbePorts: probePorts, ProbeSources: sidecar.ProbeSources(os.Getenv(sidecar.EnvHostIP), "/proc/net/route", "/proc/net/ipv6_route")}
 	// The agent's own ports (metrics, and status for port-forward) pass
 	// whatever the faults.
 	for _, addr := range []string{*listen, *statusListen} {
