@@ -75,6 +75,16 @@ func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault
 	caps := netfault.Probe(ctx, runner)
 	backend, why := netfault.DetectBackend(ctx, runner)
 	logf.FromContext(ctx).Info("iptables backend", "backend", backend, "counted", why)
+	if caps.IPv6 {
+		// A kernel with IPv6 but without its iptables (or an image without
+		// ip6tables) would make every Apply fail: IPv4 faults must not
+		// depend on IPv6's. Then the pod is treated as IPv4-only, and IPv6
+		// targets are refused with the reason.
+		if _, err := runner.Run(ctx, nil, backend.Save6()); err != nil {
+			caps.IPv6 = false
+			logf.FromContext(ctx).Info("IPv6 present but its iptables are not usable: IPv4 faults only", "error", err.Error())
+		}
+	}
 	resolver := newTTLResolver(ResolvConf)
 	return &netDriver{runner: runner, spec: spec, caps: caps, resolver: resolver, opts: netfault.Options{
 		Backend:   backend,
