@@ -158,3 +158,30 @@ func TestHostsAreLookedUpAgainWhenTheirTTLRunsOut(t *testing.T) {
 		t.Errorf("after the move, Resolve = %v", got)
 	}
 }
+
+// A kernel with IPv6 but without usable ip6tables (an old node, an image
+// without the tools) must not cost the pod its IPv4 faults: the agent
+// treats it as IPv4-only and says why IPv6 targets are left out.
+func TestIPv4FaultsDoNotDependOnIPv6Tables(t *testing.T) {
+	if _, err := os.Stat("/proc/net/if_inet6"); err != nil {
+		t.Fatal("this test needs a kernel with IPv6 (/proc/net/if_inet6)")
+	}
+	spec, errs := v1alpha1.ParseFaultSpec("network: [{partition: true, to: ['10.9.0.0/16', '[fd00:9::1]:5432']}]", nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rec := &netfault.Recorder{Fail: map[string]error{"ip6tables-nft-save": errors.New("ip6tables v1.8.9 (nf_tables): table filter: Address family not supported")}}
+	d := newNetDriver(context.Background(), spec, rec, netfault.Exemptions{})
+	if d.opts.Caps.IPv6 {
+		t.Fatal("IPv6 faults planned although ip6tables cannot run")
+	}
+	if err := d.build(); err != nil {
+		t.Fatal(err)
+	}
+	if d.plan.Restore6 != "" || !strings.Contains(d.plan.Restore, "-d 10.9.0.0/16") {
+		t.Errorf("want the IPv4 rules alone:\n%s\n%s", d.plan.Restore, d.plan.Restore6)
+	}
+	if refused := strings.Join(d.plan.Refused, "; "); !strings.Contains(refused, "[fd00:9::1]:5432: this pod has no IPv6 (or no usable ip6tables)") {
+		t.Errorf("the IPv6 target's refusal is missing: %q", refused)
+	}
+}

@@ -127,7 +127,7 @@ func (b *ruleBuild) targets(d resolvedRule) (targets, excepts []v1alpha1.Target)
 	v6 := func(t v1alpha1.Target) bool { return t.Prefix.IsValid() && !t.Prefix.Addr().Is4() }
 	targets = slices.DeleteFunc(slices.Clone(d.to), func(t v1alpha1.Target) bool {
 		if v6(t) && !b.caps.IPv6 {
-			b.refuse("to", t.String()+": this pod has no IPv6")
+			b.refuse("to", t.String()+": this pod has no IPv6 (or no usable ip6tables)")
 			return true
 		}
 		return false

@@ -98,7 +98,7 @@ func (d *shapeDev) shapeRule(i int, targets []v1alpha1.Target, class, rate, addr
 		fams := []string{"ip"}
 		switch {
 		case t.Prefix.IsValid() && !t.Prefix.Addr().Is4() && !ipv6:
-			refused = append(refused, fmt.Sprintf("network[%d].to: %s: this pod has no IPv6", i, t))
+			refused = append(refused, fmt.Sprintf("network[%d].to: %s: this pod has no IPv6 (or no usable ip6tables)", i, t))
 			continue
 		case t.Prefix.IsValid() && !t.Prefix.Addr().Is4():
 			fams = []string{"ip6"}
