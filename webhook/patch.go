@@ -249,6 +249,11 @@ func conflicts(pod *corev1.PodSpec, cfg Config) *policy.Reason {
 	conflict := func(msg string, args ...any) *policy.Reason {
 		return &policy.Reason{Code: CodeConflict, Message: fmt.Sprintf(msg, args...), Notify: true}
 	}
+	if len(pod.Containers) == 0 {
+		// The API server refuses such a pod anyway; a patch could not even
+		// be applied (there is no spec to add volumes to).
+		return conflict("pod has no containers: nothing to inject into")
+	}
 	for _, list := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
 		for _, c := range list {
 			if c.Name == InitContainerName || c.Name == AgentContainerName {
