@@ -233,7 +233,10 @@ func preloadOps(c *corev1.Container, path string, ops *[]jsonpatch.JsonPatchOper
 		if old != "" {
 			v = old + ":" + TimeShimPath
 		}
-		*ops = append(*ops, jsonpatch.NewOperation("replace", path+"/env/"+strconv.Itoa(idx)+"/value", v))
+		// "add" sets an object member whether or not it exists: an
+		// LD_PRELOAD with an empty value has no "value" key to replace
+		// (found by FuzzHandle).
+		*ops = append(*ops, jsonpatch.NewOperation("add", path+"/env/"+strconv.Itoa(idx)+"/value", v))
 	}
 	if c.Env == nil {
 		add("/env", env)
