@@ -43,7 +43,8 @@ type Decider interface {
 	Reserve(ctx context.Context, req *policy.Request, d policy.Decision) policy.Decision
 }
 
-// Handler is the pod injector: decode, decide, build the patch, respond.
+// Handler is the pod injector: decode, decide, build the patch, reserve the
+// blast-radius slots (last, so that nothing after them can fail), respond.
 type Handler struct {
 	Decider    Decider
 	Namespaces NamespaceReader
