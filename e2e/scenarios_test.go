@@ -5,8 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"

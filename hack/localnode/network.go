@@ -27,9 +27,9 @@ const (
 
 	// Pods are dual-stack: an IPv6 address beside the IPv4 one (Services
 	// stay IPv4), reachable from the host through the node.
-	HostIP6    = "fd00:213::1"
-	NodeIP6    = "fd00:213::2"
-	PodCIDR6   = "fd00:214::/64"
+	HostIP6  = "fd00:213::1"
+	NodeIP6  = "fd00:213::2"
+	PodCIDR6 = "fd00:214::/64"
 )
 
 // run runs a command, returning its output in the error.
