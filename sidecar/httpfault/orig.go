@@ -1,0 +1,87 @@
+package httpfault
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// ip6tSoOriginalDst is IP6T_SO_ORIGINAL_DST (linux/netfilter_ipv6/ip6_tables.h).
+const ip6tSoOriginalDst = 80
+
+// OriginalDst is where a connection that netfilter REDIRECTed to the proxy
+// was going (SO_ORIGINAL_DST, IP6T_SO_ORIGINAL_DST for IPv6).
+func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	v6 := c.LocalAddr().(*net.TCPAddr).IP.To4() == nil
+	var out netip.AddrPort
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		if !v6 {
+			// A sockaddr_in, read through the one getsockopt of 16 bytes
+			// x/sys offers: family, port, address.
+			m, err := unix.GetsockoptIPv6Mreq(int(fd), unix.SOL_IP, unix.SO_ORIGINAL_DST)
+			if err != nil {
+				serr = err
+				return
+			}
+			b := m.Multiaddr
+			out = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), binary.BigEndian.Uint16(b[2:4]))
+			return
+		}
+		// A sockaddr_in6, read as the first field of an ip6_mtuinfo.
+		mi, err := unix.GetsockoptIPv6MTUInfo(int(fd), unix.SOL_IPV6, ip6tSoOriginalDst)
+		if err != nil {
+			serr = err
+			return
+		}
+		// The port is stored in network order in a uint16.
+		var b [2]byte
+		binary.NativeEndian.PutUint16(b[:], mi.Addr.Port)
+		out = netip.AddrPortFrom(netip.AddrFrom16(mi.Addr.Addr), binary.BigEndian.Uint16(b[:]))
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%w: %v", errNoTarget, err)
+	}
+	return out, nil
+}
+
+// ServeInbound serves connections REDIRECTed from the pod's own ports: each
+// goes on to the app on the port it was sent to, over loopback (locally
+// made connections do not pass PREROUTING, so they are not redirected
+// again). It returns when ln is closed.
+func (p *Proxy) ServeInbound(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			tc, ok := c.(*net.TCPConn)
+			if !ok {
+				_ = c.Close()
+				return
+			}
+			od, err := OriginalDst(tc)
+			if err != nil {
+				_ = c.Close()
+				return
+			}
+			host := "127.0.0.1"
+			if od.Addr().Is6() && !od.Addr().Is4In6() {
+				host = "::1"
+			}
+			p.Handle(c, net.JoinHostPort(host, strconv.Itoa(int(od.Port()))))
+		}()
+	}
+}
