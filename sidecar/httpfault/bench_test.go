@@ -18,7 +18,19 @@ func BenchmarkForwarding(b *testing.B) {
 		{"direct", upstream.Listener.Addr().String()},
 		{"through the proxy", proxied},
 	} {
-		b.Run(c.name, func(b *testing.B) {
+		b.Run(c.name+"/one client, sequential (latency)", func(b *testing.B) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			url := "http://" + c.addr + "/cart"
+			for i := 0; i < b.N; i++ {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+		b.Run(c.name+"/parallel (throughput)", func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			url := "http://" + c.addr + "/cart"
 			b.RunParallel(func(pb *testing.PB) {

@@ -90,8 +90,10 @@ func (p *Proxy) init() {
 			pr.SetXForwarded()
 		},
 		Transport: protoSwitch{h1: h1, h2: h2},
-		// Streams (gRPC, server-sent events) flow as they come.
-		FlushInterval: -1,
+		// No periodic flush: ReverseProxy already flushes every write of
+		// a streaming response (gRPC, server-sent events, unknown
+		// length), and flushing a sized body's every write cost a system
+		// call per response.
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			// The app did not answer: what a client without faultline
 			// would see is a failed connection, so say so plainly.
