@@ -8,3 +8,4 @@ go test ./policy/api/v1alpha1/ -run '^$' -fuzz '^FuzzParseFaultSpec$' -fuzztime 
 go test ./webhook/kubeinject/ -run '^$' -fuzz '^FuzzRead$' -fuzztime "$t"
 go test ./sidecar/dnsfault/ -run '^$' -fuzz '^FuzzIntercept$' -fuzztime "$t"
 go test ./webhook/ -run '^$' -fuzz '^FuzzHandle$' -fuzztime "$t"
+go test ./sidecar/vdso/ -run '^$' -fuzz '^FuzzSymbols$' -fuzztime "$t"

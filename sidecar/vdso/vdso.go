@@ -1,0 +1,122 @@
+package vdso
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Clock functions a vDSO may export (x86-64 and arm64 names).
+var clockSymbols = []string{"__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__kernel_clock_gettime", "__kernel_gettimeofday"}
+
+// Image is one process's vDSO: where it is mapped and the addresses of its
+// clock functions there.
+type Image struct {
+	Start, End uint64
+	// Symbols maps each exported clock function found to its address in
+	// the process.
+	Symbols map[string]uint64
+}
+
+// ErrNoVDSO: the process has no vDSO mapping (it exited, or the kernel
+// was told not to map one).
+var ErrNoVDSO = errors.New("no [vdso] mapping")
+
+// Read finds pid's vDSO and its clock functions. It needs to read the
+// process's memory (/proc/PID/mem): the same user and a ptrace-able
+// process, or CAP_SYS_PTRACE.
+func Read(pid int) (*Image, error) {
+	proc := "/proc/" + strconv.Itoa(pid)
+	start, end, err := mapping(proc + "/maps")
+	if err != nil {
+		return nil, err
+	}
+	mem, err := os.Open(proc + "/mem")
+	if err != nil {
+		return nil, fmt.Errorf("reading process %d: %w", pid, err)
+	}
+	defer mem.Close()
+	buf := make([]byte, end-start)
+	if _, err := mem.ReadAt(buf, int64(start)); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading the vDSO of process %d: %w", pid, err)
+	}
+	syms, err := symbols(buf, start)
+	if err != nil {
+		return nil, fmt.Errorf("the vDSO of process %d: %w", pid, err)
+	}
+	return &Image{Start: start, End: end, Symbols: syms}, nil
+}
+
+// mapping reads the [vdso] line of a maps file.
+func mapping(maps string) (start, end uint64, err error) {
+	f, err := os.Open(maps)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasSuffix(line, "[vdso]") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(strings.Fields(line)[0], "-")
+		if !ok {
+			break
+		}
+		if start, err = strconv.ParseUint(lo, 16, 64); err == nil {
+			end, err = strconv.ParseUint(hi, 16, 64)
+		}
+		if err != nil || end <= start {
+			return 0, 0, fmt.Errorf("%s: bad [vdso] line %q", maps, line)
+		}
+		return start, end, nil
+	}
+	return 0, 0, ErrNoVDSO
+}
+
+// symbols reads the clock functions' addresses from a vDSO image mapped
+// at base: its symbols are relative to its first loadable segment.
+func symbols(img []byte, base uint64) (map[string]uint64, error) {
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		return nil, err
+	}
+	var vaddr uint64
+	found := false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			vaddr, found = p.Vaddr-p.Off, true
+			break
+		}
+	}
+	if !found {
+		return nil, errors.New("no loadable segment")
+	}
+	dyn, err := f.DynamicSymbols()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for _, s := range dyn {
+		for _, want := range clockSymbols {
+			if s.Name == want && elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Value != 0 {
+				addr := base + s.Value - vaddr
+				if addr < base || addr >= base+uint64(len(img)) {
+					return nil, fmt.Errorf("%s at %#x lies outside the mapping", s.Name, addr)
+				}
+				out[s.Name] = addr
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no clock functions exported")
+	}
+	return out, nil
+}
