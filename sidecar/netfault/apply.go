@@ -47,46 +47,46 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 			return err
 		}
 	}
-	saved, err := r.Run(ctx, nil, plan.Backend.Save())
-	if err != nil {
-		return fmt.Errorf("reading rules: %w", err)
-	}
-	set := map[bool]string{true: AliveSet}[gated]
-	var b strings.Builder
-	writeTable(&b, tables[0].hooks, plan.Restore, section(string(saved), "filter"), set)
-	writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
-	if plan.RestoreMangle != "" {
-		writeTable(&b, tables[2].hooks, plan.RestoreMangle, section(string(saved), "mangle"), set)
-	} else {
-		writeRemoval(&b, tables[2].name, tables[2].hooks, section(string(saved), "mangle"))
-	}
-	if _, err := r.Run(ctx, []byte(b.String()), plan.Backend.Restore(), "-w", "5", "--noflush"); err != nil {
-		return fmt.Errorf("applying rules: %w", err)
-	}
+	fams := []family{{"", plan.Backend.Save(), plan.Backend.Restore(), plan.Restore, plan.RestoreMangle, AliveSet}}
 	if plan.Restore6 != "" {
-		if err := apply6(ctx, r, plan, map[bool]string{true: AliveSet6}[gated]); err != nil {
+		fams = append(fams, family{"IPv6 ", plan.Backend.Save6(), plan.Backend.Restore6(), plan.Restore6, plan.RestoreMangle6, AliveSet6})
+	}
+	for _, f := range fams {
+		if !gated {
+			f.set = ""
+		}
+		if err := f.apply(ctx, r); err != nil {
 			return err
 		}
 	}
 	return applyShaping(ctx, r, plan)
 }
 
-// apply6 is Apply's IPv6 half: the filter table and the DNS queue in
-// mangle (the nat chain of older agents never existed for IPv6).
-func apply6(ctx context.Context, r Runner, plan Plan, set string) error {
-	saved, err := r.Run(ctx, nil, plan.Backend.Save6())
+// family is one address family's tools, payloads and switch set.
+type family struct {
+	label, save, restore string
+	filter, mangle       string
+	set                  string // "" when the jumps are not gated
+}
+
+// apply is one read and one atomic write for the family: the filter
+// payload, the DNS queue in mangle (or its removal), and the removal of
+// the nat chain older agents made.
+func (f family) apply(ctx context.Context, r Runner) error {
+	saved, err := r.Run(ctx, nil, f.save)
 	if err != nil {
-		return fmt.Errorf("reading IPv6 rules: %w", err)
+		return fmt.Errorf("reading %srules: %w", f.label, err)
 	}
 	var b strings.Builder
-	writeTable(&b, tables[0].hooks, plan.Restore6, section(string(saved), "filter"), set)
-	if plan.RestoreMangle6 != "" {
-		writeTable(&b, tables[2].hooks, plan.RestoreMangle6, section(string(saved), "mangle"), set)
+	writeTable(&b, tables[0].hooks, f.filter, section(string(saved), "filter"), f.set)
+	writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
+	if f.mangle != "" {
+		writeTable(&b, tables[2].hooks, f.mangle, section(string(saved), "mangle"), f.set)
 	} else {
 		writeRemoval(&b, tables[2].name, tables[2].hooks, section(string(saved), "mangle"))
 	}
-	if _, err := r.Run(ctx, []byte(b.String()), plan.Backend.Restore6(), "-w", "5", "--noflush"); err != nil {
-		return fmt.Errorf("applying IPv6 rules: %w", err)
+	if _, err := r.Run(ctx, []byte(b.String()), f.restore, "-w", "5", "--noflush"); err != nil {
+		return fmt.Errorf("applying %srules: %w", f.label, err)
 	}
 	return nil
 }
