@@ -2,6 +2,7 @@ package vdso
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"runtime"
@@ -47,7 +48,14 @@ func TestTheClockFunctionsAreFoundInEveryProcess(t *testing.T) {
 			t.Fatal("the child did not exec sleep within 5s")
 		}
 	}
-	other, err := Read(child.Process.Pid)
+	// The kernel names the new program before it maps its vDSO: until
+	// then the maps say there is none.
+	var other *Image
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if other, err = Read(child.Process.Pid); !errors.Is(err, ErrNoVDSO) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
