@@ -170,7 +170,8 @@ func (d *netDriver) refresh(ctx context.Context) (bool, error) {
 		d.plan = old
 		return false, err
 	}
-	if d.plan.Restore == old.Restore && d.plan.RestoreMangle == old.RestoreMangle && slices.EqualFunc(d.plan.Shape, old.Shape, slices.Equal) {
+	if d.plan.Restore == old.Restore && d.plan.RestoreMangle == old.RestoreMangle &&
+		d.plan.Restore6 == old.Restore6 && d.plan.RestoreMangle6 == old.RestoreMangle6 && slices.EqualFunc(d.plan.Shape, old.Shape, slices.Equal) {
 		return false, nil
 	}
 	return true, netfault.Apply(ctx, d.runner, d.plan)

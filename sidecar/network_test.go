@@ -185,3 +185,30 @@ func TestIPv4FaultsDoNotDependOnIPv6Tables(t *testing.T) {
 		t.Errorf("the IPv6 target's refusal is missing: %q", refused)
 	}
 }
+
+// A name whose IPv6 address moved while its IPv4 one stayed must be applied
+// again: the refresh compared only the IPv4 payloads once.
+func TestARefreshAppliesWhenOnlyTheIPv6AddressMoved(t *testing.T) {
+	spec, errs := v1alpha1.ParseFaultSpec("network: [{partition: true, to: ['db.shop.svc:5432']}]", nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	v6 := netip.MustParseAddr("fd00:96::5")
+	resolve := func(string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("10.96.5.5"), v6}, nil
+	}
+	d := &netDriver{runner: &netfault.Recorder{}, spec: spec, opts: netfault.Options{Resolve: resolve, Caps: netfault.Capabilities{IPv6: true}}}
+	if err := d.build(); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := d.refresh(context.Background()); changed || err != nil {
+		t.Fatalf("nothing moved, yet refresh = %v, %v", changed, err)
+	}
+	v6 = netip.MustParseAddr("fd00:96::6")
+	if changed, err := d.refresh(context.Background()); !changed || err != nil {
+		t.Fatalf("the IPv6 address moved, refresh = %v, %v; want the rules applied again", changed, err)
+	}
+	if !strings.Contains(d.plan.Restore6, "fd00:96::6") {
+		t.Errorf("the new IPv6 rules name the old address:\n%s", d.plan.Restore6)
+	}
+}
