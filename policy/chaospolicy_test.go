@@ -28,6 +28,11 @@ spec:
   windows: [{days: [Mon, Tue, Wed, Thu, Fri], start: "09:00", end: "17:00", timeZone: Europe/Berlin}]
 `
 
+const httpPolicy = `
+metadata: {name: http-staging}
+spec: {limits: {http: {ports: [8080, 80], maxDelay: 2s, maxAbortPercent: 10%}}}
+`
+
 // Wednesday 2026-11-25 11:00 in Berlin (UTC+1).
 var wednesdayMorning = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
@@ -116,6 +121,31 @@ spec: {podSelector: {matchLabels: {app: api}}, limits: {maxDelay: 1s}}`}, code: 
 			policies: []string{`
 metadata: {name: night}
 spec: {limits: {maxClockOffset: 5m}, windows: [{days: [Fri], start: "22:00", end: "02:00"}]}`}, inject: true, code: CodeInjected},
+		{name: "HTTP faults need limits.http", policies: []string{stagingNet}, ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: inbound, port: 8080, abort: {status: 503, percent: 10%}}]", code: CodeLimitExceeded, contains: "http[0] is not allowed (no limits.http)"},
+		{name: "an HTTP abort within maxAbortPercent on an allowed port is injected", ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: inbound, port: 8080, match: {method: POST, path: /checkout*}, abort: {status: 503, percent: 10%}}]",
+			policies: []string{httpPolicy}, inject: true, code: CodeInjected},
+		{name: "an HTTP abort over maxAbortPercent names the limit", ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: inbound, port: 8080, abort: {status: 503, percent: 50%}}]",
+			policies: []string{httpPolicy}, code: CodeLimitExceeded, contains: "http[0].abort.percent 50% exceeds limits.http.maxAbortPercent 10%"},
+		{name: "an HTTP abort without percent is 100% of matching requests", ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: inbound, port: 8080, abort: {grpc: {code: UNAVAILABLE}}}]",
+			policies: []string{httpPolicy}, code: CodeLimitExceeded, contains: "http[0].abort.percent 100% exceeds limits.http.maxAbortPercent 10%"},
+		{name: "an HTTP delay over maxDelay names the limit", ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: outbound, to: ['payments.shop.svc:80'], delay: {fixed: 5s}}]",
+			policies: []string{httpPolicy}, code: CodeLimitExceeded, contains: "http[0].delay.fixed 5s exceeds limits.http.maxDelay 2s"},
+		{name: "a port outside limits.http.ports is refused", ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: inbound, port: 9090, delay: {fixed: 1s}}]",
+			policies: []string{httpPolicy}, code: CodeLimitExceeded, contains: "http[0] port 9090 is not in limits.http.ports [8080 80]"},
+		{name: "an outbound destination without a port is every port, refused when ports are listed", ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: outbound, to: ['10.0.0.0/8'], delay: {fixed: 1s}}]",
+			policies: []string{httpPolicy}, code: CodeLimitExceeded, contains: "http[0].to names every port of a destination; limits.http.ports allows only [8080 80]"},
+		{name: "an HTTP delay without maxDelay is not allowed", ns: staging, at: wednesdayMorning,
+			spec: "http: [{direction: inbound, port: 8080, delay: {fixed: 1s}}]",
+			policies: []string{`
+metadata: {name: aborts-only}
+spec: {limits: {http: {maxAbortPercent: 5%}}}`}, code: CodeLimitExceeded, contains: "http[0].delay is not allowed (no limits.http.maxDelay)"},
 		{name: "an unknown time zone is a policy error, not an injection", ns: staging, spec: "clock: {offset: 1m}", at: wednesdayMorning,
 			policies: []string{`
 metadata: {name: bad-tz}

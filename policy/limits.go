@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
@@ -64,6 +65,7 @@ func violations(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
 		}
 	}
 	out = append(out, combined(spec, l)...)
+	out = append(out, httpViolations(spec.HTTP, l.HTTP)...)
 	if spec.DNS != nil {
 		pct("dns.percent", spec.DNS.Percent, "maxDNSPercent", l.MaxDNSPercent)
 	}
@@ -79,6 +81,68 @@ func violations(spec *v1alpha1.FaultSpec, l v1alpha1.Limits) []string {
 			max, err2 := v1alpha1.ParseDrift(limit)
 			return err1 == nil && err2 == nil && math.Abs(got) <= max
 		})
+	}
+	return out
+}
+
+// httpViolations checks each HTTP rule on its own: the proxy lets the
+// first matching rule decide a request, so rules never compound.
+func httpViolations(rules []v1alpha1.HTTPFault, l *v1alpha1.HTTPLimits) []string {
+	var out []string
+	for i, r := range rules {
+		f := func(name string) string { return fmt.Sprintf("http[%d]%s", i, name) }
+		if l == nil {
+			out = append(out, fmt.Sprintf("%s is not allowed (no limits.http)", f("")))
+			continue
+		}
+		for _, port := range httpPorts(r) {
+			switch {
+			case len(l.Ports) == 0:
+			case port == 0:
+				out = append(out, fmt.Sprintf("%s names every port of a destination; limits.http.ports allows only %v", f(".to"), l.Ports))
+			case !slices.Contains(l.Ports, port):
+				out = append(out, fmt.Sprintf("%s port %d is not in limits.http.ports %v", f(""), port, l.Ports))
+			}
+		}
+		if d := r.Delay; d != nil {
+			got, err1 := v1alpha1.ParseDuration(d.Fixed)
+			max, err2 := v1alpha1.ParseDuration(l.MaxDelay)
+			switch {
+			case l.MaxDelay == "":
+				out = append(out, fmt.Sprintf("%s is not allowed (no limits.http.maxDelay)", f(".delay")))
+			case err1 != nil || err2 != nil || got > max:
+				out = append(out, fmt.Sprintf("%s %s exceeds limits.http.maxDelay %s", f(".delay.fixed"), d.Fixed, l.MaxDelay))
+			}
+		}
+		if a := r.Abort; a != nil {
+			pct := a.Percent
+			if pct == "" {
+				pct = "100%"
+			}
+			got, err1 := v1alpha1.ParsePercent(pct)
+			max, err2 := v1alpha1.ParsePercent(l.MaxAbortPercent)
+			switch {
+			case l.MaxAbortPercent == "":
+				out = append(out, fmt.Sprintf("%s is not allowed (no limits.http.maxAbortPercent)", f(".abort")))
+			case err1 != nil || err2 != nil || got > max+1e-9:
+				out = append(out, fmt.Sprintf("%s %s exceeds limits.http.maxAbortPercent %s", f(".abort.percent"), pct, l.MaxAbortPercent))
+			}
+		}
+	}
+	return out
+}
+
+// httpPorts are the ports a rule reads; 0 stands for every port.
+func httpPorts(r v1alpha1.HTTPFault) []int32 {
+	if r.Direction == v1alpha1.HTTPInbound {
+		return []int32{r.Port}
+	}
+	var out []int32
+	for _, s := range r.To {
+		t, err := v1alpha1.ParseTarget(s)
+		if err == nil {
+			out = append(out, int32(t.Port))
+		}
 	}
 	return out
 }

@@ -31,9 +31,11 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte(`{"metadata":{"namespace":"shop","labels":{"faultline.dev/inject":"true"},"annotations":{"faultline.dev/faults":"network: [{delay: 10ms}]\nclock: {offset: 1m}"}},"spec":{"containers":[{"name":"app","image":"a","env":[{"name":"LD_PRELOAD","value":"x"}]}]}}`))
 	f.Add([]byte(`{"metadata":{"annotations":null},"spec":{"containers":null,"initContainers":[]}}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"metadata":{"namespace":"shop","labels":{"faultline.dev/inject":"true"},"annotations":{"faultline.dev/faults":"http: [{direction: inbound, port: 8080, abort: {grpc: {code: UNAVAILABLE}}}]"}},"spec":{"containers":[{"name":"app","image":"a"}]}}`))
 	f.Add([]byte(`{"metadata":{"labels":{"faultline.dev/inject":"true"},"annotations":{"faultline.dev/faults":"dns: {failure: servfail, hosts: ['*']}"}},"spec":{"containers":[{"name":"faultline-agent"}]}}`))
 	allow := v1alpha1.ChaosPolicy{ObjectMeta: metav1.ObjectMeta{Name: "all", UID: "u", Generation: 1}, Spec: v1alpha1.ChaosPolicySpec{Limits: v1alpha1.Limits{
-		MaxDelay: "10s", MaxJitter: "1s", MaxLoss: "100%", MinBandwidth: "1bit", Partition: true, Reset: true, MaxDNSPercent: "100%", MaxClockOffset: "1000h", MaxClockDrift: "100000ppm"}}}
+		MaxDelay: "10s", MaxJitter: "1s", MaxLoss: "100%", MinBandwidth: "1bit", Partition: true, Reset: true, MaxDNSPercent: "100%", MaxClockOffset: "1000h", MaxClockDrift: "100000ppm",
+		HTTP: &v1alpha1.HTTPLimits{MaxDelay: "1m", MaxAbortPercent: "100%"}}}}
 	h := testHandler(SidecarNative, prometheus.NewRegistry())
 	h.Decider = &policy.Engine{Safety: policy.Safety{OwnNamespace: "faultline-system"},
 		Limiter: &policy.Policies{Source: policy.StaticPolicies{allow}}, Specs: policy.NewSpecCache(64)}

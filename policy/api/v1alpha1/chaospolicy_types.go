@@ -52,6 +52,32 @@ type Limits struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[0-9.]+ppm$`
 	MaxClockDrift string `json:"maxClockDrift,omitempty"`
+	// HTTP allows HTTP and gRPC faults within these bounds; absent allows
+	// none.
+	// +optional
+	HTTP *HTTPLimits `json:"http,omitempty"`
+}
+
+// HTTPLimits bound HTTP and gRPC faults. As with the other limits, a fault
+// without its bound is not allowed: no maxDelay, no HTTP delay.
+type HTTPLimits struct {
+	// Ports are the only ports HTTP faults may read: an inbound rule's
+	// port, an outbound rule's destination ports (a destination without a
+	// port is every port). Empty allows any port.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	Ports []int32 `json:"ports,omitempty"`
+	// MaxDelay allows HTTP delays up to this duration, e.g. "2s".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9.]+(ns|us|µs|ms|s|m|h)$`
+	MaxDelay string `json:"maxDelay,omitempty"`
+	// MaxAbortPercent allows aborting up to this share of matching
+	// requests, e.g. "10%".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9.]+%$`
+	MaxAbortPercent string `json:"maxAbortPercent,omitempty"`
 }
 
 // Window is a weekly time range during which chaos is allowed.

@@ -12,6 +12,11 @@ type FaultSpec struct {
 	DNS *DNSFault `json:"dns,omitempty"`
 	// +optional
 	Clock *ClockFault `json:"clock,omitempty"`
+	// HTTP faults requests the pod serves or makes (HTTP/1.1 and h2c, so
+	// gRPC), through a transparent proxy in the agent.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	HTTP []HTTPFault `json:"http,omitempty"`
 	// Schedule turns the faults on and off; absent means always on.
 	// +optional
 	Schedule *Schedule `json:"schedule,omitempty"`
@@ -127,9 +132,9 @@ type Schedule struct {
 }
 
 // HasNetwork reports whether the spec needs the pod's network namespace
-// (and therefore NET_ADMIN): network rules or DNS faults.
+// (and therefore NET_ADMIN): network rules, DNS or HTTP faults.
 func (s *FaultSpec) HasNetwork() bool {
-	return s != nil && (len(s.Network) > 0 || s.DNS != nil)
+	return s != nil && (len(s.Network) > 0 || s.DNS != nil || len(s.HTTP) > 0)
 }
 
 // HasClock reports whether the spec needs the time shim.
@@ -152,6 +157,9 @@ func (s *FaultSpec) Kinds() []string {
 	}
 	if s.Clock != nil {
 		k = append(k, "clock")
+	}
+	if len(s.HTTP) > 0 {
+		k = append(k, "http")
 	}
 	return k
 }

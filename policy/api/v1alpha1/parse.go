@@ -27,7 +27,7 @@ func ParseFaultSpec(data string, root *field.Path) (*FaultSpec, field.ErrorList)
 		return nil, field.ErrorList{field.TooLong(root, field.OmitValueType{}, MaxSpecBytes)}
 	}
 	if strings.TrimSpace(data) == "" {
-		return nil, field.ErrorList{field.Required(root, "a FaultSpec with at least one of network, dns, clock")}
+		return nil, field.ErrorList{field.Required(root, "a FaultSpec with at least one of network, dns, clock, http")}
 	}
 	// YAMLToJSONStrict refuses duplicate keys; JSON is valid YAML, so one
 	// path serves both.
@@ -101,6 +101,19 @@ func partErrors(root *field.Path, js []byte) field.ErrorList {
 			errs = append(errs, c.validate(child("clock"))...)
 		}
 	}
+	if raw, ok := parts["http"]; ok {
+		var rules []json.RawMessage
+		if json.Unmarshal(raw, &rules) != nil {
+			var none []HTTPFault
+			decode(child("http"), raw, &none)
+		}
+		for i, r := range rules {
+			var rule HTTPFault
+			if decode(child("http").Index(i), r, &rule) {
+				errs = append(errs, rule.validate(child("http").Index(i))...)
+			}
+		}
+	}
 	if raw, ok := parts["schedule"]; ok {
 		var sc Schedule
 		if decode(child("schedule"), raw, &sc) {
@@ -134,7 +147,7 @@ func decodeError(root *field.Path, js []byte, err error) *field.Error {
 			bad = v
 		}
 		return field.Invalid(childPath(root, te.Field), bad,
-			fmt.Sprintf("got %s, must be %s", article(te.Value), goTypeName(te.Type.String())))
+			fmt.Sprintf("got %s, must be %s", article(te.Value), goTypeName(te.Type)))
 	}
 	return field.Invalid(root, field.OmitValueType{}, strings.TrimPrefix(err.Error(), "json: "))
 }
@@ -233,22 +246,24 @@ func article(jsonKind string) string {
 	}
 }
 
-func goTypeName(t string) string {
-	switch {
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	case t == "bool":
-		return "true or false"
-	case strings.HasPrefix(t, "int"):
-		return "a whole number, such as 5"
-	case strings.Contains(t, "."):
-		if strings.HasPrefix(t, "v1alpha1.") && !strings.HasSuffix(t, "Rule") && !strings.HasSuffix(t, "Fault") && !strings.HasSuffix(t, "Schedule") {
-			return "a string"
-		}
-		return "a mapping"
-	default:
-		return "a string with its unit, such as \"100ms\", \"5%\" or \"200ppm\""
+func goTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
+	switch t.Kind() {
+	case reflect.Slice:
+		return "a list"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint16, reflect.Uint32:
+		return "a whole number, such as 5"
+	case reflect.Struct, reflect.Map:
+		return "a mapping"
+	}
+	if t.PkgPath() != "" && t.Name() != "string" {
+		return "a string" // an enum such as direction
+	}
+	return "a string with its unit, such as \"100ms\", \"5%\" or \"200ppm\""
 }
 
 func cleanYAMLError(err error) string {

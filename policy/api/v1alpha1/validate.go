@@ -17,8 +17,8 @@ const (
 // annotation, "spec" for a FaultProfile).
 func (s *FaultSpec) Validate(p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if len(s.Network) == 0 && s.DNS == nil && s.Clock == nil {
-		errs = append(errs, field.Required(p, "at least one of network, dns, clock"))
+	if len(s.Network) == 0 && s.DNS == nil && s.Clock == nil && len(s.HTTP) == 0 {
+		errs = append(errs, field.Required(p, "at least one of network, dns, clock, http"))
 	}
 	if len(s.Network) > maxRules {
 		errs = append(errs, field.TooMany(p.Child("network"), len(s.Network), maxRules))
@@ -32,6 +32,7 @@ func (s *FaultSpec) Validate(p *field.Path) field.ErrorList {
 	if s.Clock != nil {
 		errs = append(errs, s.Clock.validate(p.Child("clock"))...)
 	}
+	errs = append(errs, validateHTTP(p.Child("http"), s.HTTP)...)
 	if s.Schedule != nil {
 		errs = append(errs, s.Schedule.validate(p.Child("schedule"))...)
 	}
@@ -235,6 +236,9 @@ func (s *FaultSpec) Normalize() {
 		for i, h := range s.DNS.Hosts {
 			s.DNS.Hosts[i] = strings.ToLower(h)
 		}
+	}
+	for i := range s.HTTP {
+		s.HTTP[i].normalize()
 	}
 }
 
