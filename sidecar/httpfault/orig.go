@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,6 +62,27 @@ func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
 // made connections do not pass PREROUTING, so they are not redirected
 // again). It returns when ln is closed.
 func (p *Proxy) ServeInbound(ln net.Listener) error {
+	return p.serve(ln, func(od netip.AddrPort) string {
+		host := "127.0.0.1"
+		if od.Addr().Is6() && !od.Addr().Is4In6() {
+			host = "::1"
+		}
+		return net.JoinHostPort(host, strconv.Itoa(int(od.Port())))
+	})
+}
+
+// ServeOutbound serves connections the pod's processes made that netfilter
+// REDIRECTed here: each goes on to where it was going, from a socket that
+// carries Mark so that it is not redirected again.
+func (p *Proxy) ServeOutbound(ln net.Listener) error {
+	return p.serve(ln, func(od netip.AddrPort) string { return od.String() })
+}
+
+func (p *Proxy) serve(ln net.Listener, upstream func(netip.AddrPort) string) error {
+	own := uint16(0)
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		own = uint16(a.Port)
+	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -73,15 +95,32 @@ func (p *Proxy) ServeInbound(ln net.Listener) error {
 				return
 			}
 			od, err := OriginalDst(tc)
-			if err != nil {
+			// A connection made to the proxy's port itself was not
+			// redirected: its "original" destination is the proxy, which
+			// it would dial again and again. Whoever makes one (a process
+			// in the pod, a peer on the pod network) gets it closed.
+			if err != nil || od.Port() == own {
 				_ = c.Close()
 				return
 			}
-			host := "127.0.0.1"
-			if od.Addr().Is6() && !od.Addr().Is4In6() {
-				host = "::1"
-			}
-			p.Handle(c, net.JoinHostPort(host, strconv.Itoa(int(od.Port()))))
+			p.Handle(c, upstream(od))
 		}()
+	}
+}
+
+// markControl sets SO_MARK on a dialer's sockets (needs NET_ADMIN).
+func markControl(mark uint32) func(network, address string, c syscall.RawConn) error {
+	if mark == 0 {
+		return nil
+	}
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark)) }); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("marking the proxy's socket: %w", serr)
+		}
+		return nil
 	}
 }

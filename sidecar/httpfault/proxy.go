@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,50 +22,93 @@ import (
 // Proxy reads the connections it is handed and applies Rules to the HTTP
 // requests on them. The zero value forwards everything untouched.
 type Proxy struct {
+	// Rules are the rules the proxy starts with; SetRules replaces them
+	// while it serves.
 	Rules []*Rule
 	// Detect is how long a connection may stay silent before it is taken
 	// for a protocol where the server speaks first and passed through;
 	// 0 means 500ms.
 	Detect time.Duration
-	// Dial reaches where a connection was going; nil dials TCP.
+	// Dial reaches where a connection was going; nil dials TCP with Mark.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Mark is set (SO_MARK) on the default Dial's sockets, so that the
+	// netfilter rules that send the pod's connections here let the
+	// proxy's own pass; 0 sets none.
+	Mark uint32
 
 	// Passed counts connections passed through untouched (not HTTP);
 	// HTTP1 and H2C the connections read as HTTP/1.x and h2c.
 	Passed, HTTP1, H2C atomic.Uint64
 
 	once    sync.Once
+	rules   atomic.Pointer[[]*Rule]
 	h1      *http.Server
 	h1conns *connListener
 	fwd     *httputil.ReverseProxy
+
+	mu     sync.Mutex
+	conns  map[*peekedConn]struct{}
+	closed bool
+}
+
+// SetRules replaces the rules; requests already past matching keep theirs.
+func (p *Proxy) SetRules(rules []*Rule) {
+	p.once.Do(p.init)
+	p.rules.Store(&rules)
 }
 
 type targetKey struct{}
 
+// target is where a connection was going: as dialled, and parsed for the
+// rules' destinations.
+type target struct {
+	addr string
+	ap   netip.AddrPort
+}
+
 // Handle serves one connection whose original destination was target
 // ("host:port"), until it closes.
-func (p *Proxy) Handle(c net.Conn, target string) {
+func (p *Proxy) Handle(c net.Conn, dst string) {
 	p.once.Do(p.init)
+	ap, _ := netip.ParseAddrPort(dst)
 	br := bufio.NewReaderSize(c, 4096)
-	kind := p.detect(c, br)
-	conn := &peekedConn{Conn: c, r: br, target: target}
-	switch kind {
+	conn := &peekedConn{Conn: c, r: br, target: target{dst, ap}, p: p}
+	if !p.track(conn) {
+		return
+	}
+	switch p.detect(c, br) {
 	case kindH1:
 		p.HTTP1.Add(1)
 		p.h1conns.push(conn)
 	case kindH2C:
 		p.H2C.Add(1)
-		ctx := context.WithValue(context.Background(), targetKey{}, target)
+		defer conn.Close()
+		ctx := context.WithValue(context.Background(), targetKey{}, conn.target)
 		(&http2.Server{}).ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: p, BaseConfig: p.h1})
 	default:
 		p.Passed.Add(1)
-		p.pass(conn, target)
+		p.pass(conn, dst)
 	}
 }
 
+// track notes c as open, or closes it when the proxy is closed.
+func (p *Proxy) track(c *peekedConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		_ = c.Conn.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
 func (p *Proxy) init() {
+	p.conns = map[*peekedConn]struct{}{}
+	rules := p.Rules
+	p.rules.Store(&rules)
 	if p.Dial == nil {
-		d := &net.Dialer{Timeout: 5 * time.Second}
+		d := &net.Dialer{Timeout: 5 * time.Second, Control: markControl(p.Mark)}
 		p.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	h1 := &http.Transport{
@@ -83,7 +127,7 @@ func (p *Proxy) init() {
 	p.fwd = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = pr.In.Context().Value(targetKey{}).(string)
+			pr.Out.URL.Host = pr.In.Context().Value(targetKey{}).(target).addr
 			pr.Out.Host = pr.In.Host
 			// The app sees the proxy's loopback address: the client's
 			// goes in X-Forwarded-For.
@@ -114,18 +158,35 @@ func (p *Proxy) init() {
 	go func() { _ = p.h1.Serve(p.h1conns) }()
 }
 
-// Close stops serving HTTP/1 connections (open ones are closed).
+// Close closes every connection the proxy holds (their clients connect
+// again, past the proxy once its rules are gone) and refuses new ones.
 func (p *Proxy) Close() error {
-	if p.h1 == nil {
-		return nil
+	p.once.Do(p.init)
+	p.mu.Lock()
+	p.closed = true
+	open := make([]*peekedConn, 0, len(p.conns))
+	for c := range p.conns {
+		open = append(open, c)
+	}
+	p.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close()
 	}
 	return p.h1.Close()
 }
 
+// Open is how many connections the proxy holds.
+func (p *Proxy) Open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
 // ServeHTTP applies the first matching rule, then forwards.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	for _, rl := range p.Rules {
-		if !rl.matches(r) {
+	dst, _ := r.Context().Value(targetKey{}).(target)
+	for _, rl := range *p.rules.Load() {
+		if !rl.matches(r, dst.ap) {
 			continue
 		}
 		rl.Matched.Add(1)
@@ -207,10 +268,19 @@ func closeWrite(c net.Conn) {
 type peekedConn struct {
 	net.Conn
 	r      *bufio.Reader
-	target string
+	target target
+	p      *Proxy
 }
 
 func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// Close closes the connection and forgets it.
+func (c *peekedConn) Close() error {
+	c.p.mu.Lock()
+	delete(c.p.conns, c)
+	c.p.mu.Unlock()
+	return c.Conn.Close()
+}
 
 // connListener is a net.Listener fed by Handle, for http.Server.
 type connListener struct {

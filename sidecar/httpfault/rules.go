@@ -3,6 +3,7 @@ package httpfault
 import (
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"path"
 	"strings"
 	"sync/atomic"
@@ -22,6 +23,9 @@ type Rule struct {
 	Host string
 	// Headers must all be present with these values.
 	Headers map[string]string
+	// To are the connections the rule reads, by where they were going
+	// (SetTo); none set means every connection the proxy is handed.
+	to atomic.Pointer[[]Dest]
 
 	// Abort answers instead of forwarding, with this share of requests.
 	Abort *Abort
@@ -50,8 +54,37 @@ type Abort struct {
 	Percent float64
 }
 
-// matches says whether r is one of the rule's requests.
-func (rl *Rule) matches(r *http.Request) bool {
+// Dest is a destination a rule reads: an address range (any when not
+// valid) and a port (any when 0).
+type Dest struct {
+	Prefix netip.Prefix
+	Port   uint16
+}
+
+// SetTo sets where the rule's connections were going; the agent calls it
+// again when host names resolve to new addresses, while requests are read.
+func (rl *Rule) SetTo(d []Dest) { rl.to.Store(&d) }
+
+// reads says whether the rule applies to a connection that was going to dst.
+func (rl *Rule) reads(dst netip.AddrPort) bool {
+	to := rl.to.Load()
+	if to == nil {
+		return true
+	}
+	for _, d := range *to {
+		if (d.Port == 0 || d.Port == dst.Port()) && (!d.Prefix.IsValid() || d.Prefix.Contains(dst.Addr().Unmap())) {
+			return true
+		}
+	}
+	return false
+}
+
+// matches says whether r, on a connection that was going to dst, is one of
+// the rule's requests.
+func (rl *Rule) matches(r *http.Request, dst netip.AddrPort) bool {
+	if !rl.reads(dst) {
+		return false
+	}
 	if rl.Method != "" && !strings.EqualFold(rl.Method, r.Method) {
 		return false
 	}

@@ -24,6 +24,16 @@ const AliveSet = "faultline-alive"
 // AliveSet6 is the switch for IPv6 rules: an ipset holds one family.
 const AliveSet6 = "faultline-alive6"
 
+// AliveSetHTTP and AliveSetHTTP6 gate the HTTP redirects. Their entries
+// last HTTPAliveTTL, re-armed by the proxy's own loop (ArmHTTP): a
+// redirect to a proxy that died refuses the pod's connections, so it must
+// stop within a second.
+const (
+	AliveSetHTTP  = "faultline-alive-http"
+	AliveSetHTTP6 = "faultline-alive-http6"
+	HTTPAliveTTL  = time.Second
+)
+
 // Switch is a Runner that can arm the switch for ttl more; Apply, Remove
 // and KeepAlive use it when the Runner offers it.
 type Switch interface {
@@ -44,9 +54,12 @@ var aliveSets = []struct {
 	name    string
 	family  uint8
 	entries []string
+	http    bool // an HTTP set: armed for HTTPAliveTTL, whatever the ttl
 }{
-	{AliveSet, unix.AF_INET, []string{"0.0.0.0/1", "128.0.0.0/1"}},
-	{AliveSet6, unix.AF_INET6, []string{"::/1", "8000::/1"}},
+	{AliveSet, unix.AF_INET, []string{"0.0.0.0/1", "128.0.0.0/1"}, false},
+	{AliveSet6, unix.AF_INET6, []string{"::/1", "8000::/1"}, false},
+	{AliveSetHTTP, unix.AF_INET, []string{"0.0.0.0/1", "128.0.0.0/1"}, true},
+	{AliveSetHTTP6, unix.AF_INET6, []string{"::/1", "8000::/1"}, true},
 }
 
 // KernelSwitch arms the set through netlink in one network namespace.
@@ -74,11 +87,28 @@ func NewKernelSwitch(nsPath string) (*KernelSwitch, error) {
 // Close releases the netlink socket.
 func (k *KernelSwitch) Close() { k.h.Close() }
 
-// Arm creates the sets if needed and gives their entries ttl more.
+// Arm creates the sets if needed and gives their entries ttl more (the
+// HTTP sets' HTTPAliveTTL).
 func (k *KernelSwitch) Arm(_ context.Context, ttl time.Duration) error {
+	return k.arm(ttl, false)
+}
+
+// ArmHTTP gives the HTTP sets' entries HTTPAliveTTL more; the proxy calls
+// it several times a second while it serves.
+func (k *KernelSwitch) ArmHTTP(context.Context) error {
+	return k.arm(HTTPAliveTTL, true)
+}
+
+func (k *KernelSwitch) arm(ttl time.Duration, httpOnly bool) error {
 	zero := uint32(0)
-	secs := uint32(max(ttl.Seconds(), 1))
 	for _, set := range aliveSets {
+		if httpOnly && !set.http {
+			continue
+		}
+		secs := uint32(max(ttl.Seconds(), 1))
+		if set.http {
+			secs = uint32(HTTPAliveTTL.Seconds())
+		}
 		err := k.h.IpsetCreate(set.name, "hash:net", netlink.IpsetCreateOptions{Timeout: &zero, Family: set.family})
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("creating ipset %s: %w", set.name, err)

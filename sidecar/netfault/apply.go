@@ -16,7 +16,7 @@ var tables = []struct {
 	hooks []hook
 }{
 	{"filter", []hook{{"OUTPUT", ChainOut}, {"INPUT", ChainIn}}},
-	{"nat", []hook{{"OUTPUT", ChainDNS}}},
+	{"nat", []hook{{"OUTPUT", ChainDNS}, {"PREROUTING", ChainHTTPIn}, {"OUTPUT", ChainHTTPOut}}},
 	{"mangle", []hook{{"OUTPUT", ChainDNSQueue}}},
 }
 
@@ -47,13 +47,13 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 			return err
 		}
 	}
-	fams := []family{{"", plan.Backend.Save(), plan.Backend.Restore(), plan.Restore, plan.RestoreMangle, AliveSet}}
+	fams := []family{{"", plan.Backend.Save(), plan.Backend.Restore(), plan.Restore, plan.RestoreMangle, plan.RestoreNat, AliveSet, AliveSetHTTP}}
 	if plan.Restore6 != "" {
-		fams = append(fams, family{"IPv6 ", plan.Backend.Save6(), plan.Backend.Restore6(), plan.Restore6, plan.RestoreMangle6, AliveSet6})
+		fams = append(fams, family{"IPv6 ", plan.Backend.Save6(), plan.Backend.Restore6(), plan.Restore6, plan.RestoreMangle6, plan.RestoreNat6, AliveSet6, AliveSetHTTP6})
 	}
 	for _, f := range fams {
 		if !gated {
-			f.set = ""
+			f.set, f.httpSet = "", ""
 		}
 		if err := f.apply(ctx, r); err != nil {
 			return err
@@ -62,16 +62,18 @@ func Apply(ctx context.Context, r Runner, plan Plan) error {
 	return applyShaping(ctx, r, plan)
 }
 
-// family is one address family's tools, payloads and switch set.
+// family is one address family's tools, payloads and switch sets.
 type family struct {
 	label, save, restore string
-	filter, mangle       string
-	set                  string // "" when the jumps are not gated
+	filter, mangle, nat  string
+	// set gates the filter and mangle jumps, httpSet the nat ones; ""
+	// when the jumps are not gated.
+	set, httpSet string
 }
 
 // apply is one read and one atomic write for the family: the filter
-// payload, the DNS queue in mangle (or its removal), and the removal of
-// the nat chain older agents made.
+// payload, the HTTP redirects in nat (or their removal, with the nat chain
+// older agents made), the DNS queue in mangle (or its removal).
 func (f family) apply(ctx context.Context, r Runner) error {
 	saved, err := r.Run(ctx, nil, f.save)
 	if err != nil {
@@ -79,7 +81,18 @@ func (f family) apply(ctx context.Context, r Runner) error {
 	}
 	var b strings.Builder
 	writeTable(&b, tables[0].hooks, f.filter, section(string(saved), "filter"), f.set)
-	writeRemoval(&b, tables[1].name, tables[1].hooks, section(string(saved), "nat"))
+	if nat := section(string(saved), "nat"); f.nat != "" {
+		// The DNS chain older agents made goes in the same section.
+		var old strings.Builder
+		writeRemoval(&old, "nat", tables[1].hooks[:1], nat)
+		payload := f.nat
+		if old.Len() > 0 {
+			payload = strings.TrimSuffix(old.String(), "COMMIT\n") + strings.TrimPrefix(f.nat, "*nat\n")
+		}
+		writeTable(&b, tables[1].hooks[1:], payload, nat, f.httpSet)
+	} else {
+		writeRemoval(&b, tables[1].name, tables[1].hooks, nat)
+	}
 	if f.mangle != "" {
 		writeTable(&b, tables[2].hooks, f.mangle, section(string(saved), "mangle"), f.set)
 	} else {

@@ -50,6 +50,8 @@ type Options struct {
 	Caps    Capabilities
 	// Interface is shaped for bandwidth faults (the default route's).
 	Interface string
+	// HTTP is where the agent's HTTP proxy listens, for http rules.
+	HTTP HTTPProxy
 }
 
 // Exemptions: the agent's own port for everyone; the kubelet's probe ports
@@ -76,6 +78,13 @@ type Plan struct {
 	// RestoreMangle is the mangle table's payload (the DNS queue), or
 	// empty; RestoreMangle6 is ip6tables'.
 	RestoreMangle, RestoreMangle6 string
+	// RestoreNat is the nat table's payload (http rules' redirects to the
+	// proxy), or empty; RestoreNat6 is ip6tables'.
+	RestoreNat, RestoreNat6 string
+	// HTTPTo are the destinations of each http rule, resolved with the
+	// rest of the plan, for the proxy to tell the rules' connections
+	// apart; nil for a rule left out.
+	HTTPTo [][]v1alpha1.Target
 	// AliveTTL is how long the faults outlive the last keep-alive when the
 	// Runner is a Switch; 0 means DefaultTTL.
 	AliveTTL time.Duration
@@ -142,6 +151,7 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 		p.Delays = append(p.Delays, queues...)
 		p.Refused = append(p.Refused, refused...)
 	}
+	nat := httpBuild(spec, o, &ch, &p, kinds)
 	shape, shaped, shapeRefused := shaping(spec, rules, o.Interface, o.Caps.IPv6)
 	p.Shape, p.Interface = shape, o.Interface
 	p.Refused = append(p.Refused, shapeRefused...)
@@ -158,9 +168,9 @@ func Build(spec *v1alpha1.FaultSpec, o Options) (Plan, error) {
 			p.Active = append(p.Active, k)
 		}
 	}
-	p.Restore = ch[0].payload()
+	p.Restore, p.RestoreNat = ch[0].payload(), nat[0].payload()
 	if o.Caps.IPv6 {
-		p.Restore6 = ch[1].payload()
+		p.Restore6, p.RestoreNat6 = ch[1].payload(), nat[1].payload()
 	}
 	return p, nil
 }
@@ -380,7 +390,7 @@ func sortedPorts(p []int32) []int32 {
 }
 
 // FaultKinds are the kinds of network fault a plan can make active.
-var FaultKinds = []string{"delay", "partition", "reset", "loss", "corrupt", "duplicate", "bandwidth", "dns"}
+var FaultKinds = []string{"delay", "partition", "reset", "loss", "corrupt", "duplicate", "bandwidth", "dns", "http"}
 
 // dnsRules queue the pod's UDP DNS queries to the agent (dnsfault), with
 // --queue-bypass: with no agent reading, queries pass. Queries the agent

@@ -55,6 +55,9 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			if strings.HasPrefix(name, "bandwidth") {
 				opts.Interface = "eth0"
 			}
+			if strings.HasPrefix(name, "http") {
+				opts.HTTP = HTTPProxy{InPort: 19092, OutPort: 19093}
+			}
 			// Every kernel faultline meets has NFQUEUE but one golden's.
 			opts.Caps.NFQueue = !strings.HasSuffix(name, "without-nfqueue")
 			if strings.Contains(name, "dual-stack") {
@@ -75,10 +78,14 @@ func TestBuildAsTheGoldenFilesShow(t *testing.T) {
 			for _, r := range plan.Refused {
 				fmt.Fprintf(&b, "# refused: %s\n", r)
 			}
+			for i, to := range plan.HTTPTo {
+				fmt.Fprintf(&b, "# http[%d] reads %v\n", i, to)
+			}
 			b.WriteString(plan.Restore)
 			b.WriteString(plan.RestoreMangle)
+			b.WriteString(plan.RestoreNat)
 			if plan.Restore6 != "" {
-				b.WriteString("# ip6tables\n" + plan.Restore6 + plan.RestoreMangle6)
+				b.WriteString("# ip6tables\n" + plan.Restore6 + plan.RestoreMangle6 + plan.RestoreNat6)
 			}
 			for _, c := range plan.Shape {
 				b.WriteString(strings.Join(c, " ") + "\n")
@@ -195,4 +202,45 @@ func TestApplyAndRemoveCommands(t *testing.T) {
 		})
 	}
 	golden.CheckStale(t, "testdata/commands/*.golden")
+}
+
+// HTTP redirects go to the nat table in the same transaction as the filter
+// rules, their jumps gated by the HTTP switch set; the nat chain an older
+// agent made for DNS is removed in the same section.
+func TestApplyAndRemoveHTTPCommands(t *testing.T) {
+	spec, _ := v1alpha1.ParseFaultSpec("http: [{direction: inbound, port: 8080, abort: {status: 503}}]", nil)
+	plan, err := Build(spec, Options{HTTP: HTTPProxy{InPort: 19092, OutPort: 19093}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const save = "iptables-nft-save"
+	filter := "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+	oldDNS := filter + "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:FAULTLINE-DNS - [0:0]\n" +
+		"-A OUTPUT -m comment --comment faultline -j FAULTLINE-DNS\n-A FAULTLINE-DNS -p udp --dport 53 -j REDIRECT --to-ports 15353\nCOMMIT\n"
+	applied := filter + "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:FAULTLINE-HTTP-IN - [0:0]\n:FAULTLINE-HTTP-OUT - [0:0]\n" +
+		"-A PREROUTING -m set --match-set faultline-alive-http dst -m comment --comment faultline -j FAULTLINE-HTTP-IN\n" +
+		"-A OUTPUT -m set --match-set faultline-alive-http dst -m comment --comment faultline -j FAULTLINE-HTTP-OUT\n" +
+		"-A FAULTLINE-HTTP-IN -p tcp --dport 8080 -j REDIRECT --to-ports 19092\nCOMMIT\n"
+	for _, c := range []struct {
+		name, state string
+		remove      bool
+	}{
+		{"http apply over an older agent's DNS redirect", oldDNS, false},
+		{"http apply again changes only the chains", applied, false},
+		{"http remove", applied, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &Recorder{Out: map[string]string{save: c.state}}
+			if c.remove {
+				err = Remove(context.Background(), rec, "", NFT)
+			} else {
+				err = Apply(context.Background(), rec, plan)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden.Assert(t, filepath.Join("testdata", "http-commands", strings.ReplaceAll(c.name, " ", "-")+".golden"), []byte(strings.Join(rec.Calls, "")))
+		})
+	}
+	golden.CheckStale(t, "testdata/http-commands/*.golden")
 }
