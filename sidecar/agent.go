@@ -60,7 +60,9 @@ type Status struct {
 	Processes []clockfault.Process `json:"clockProcesses,omitempty"`
 	// Capabilities of the pod's kernel, probed at start.
 	Capabilities *netfault.Capabilities `json:"capabilities,omitempty"`
-	UpdatedAt    time.Time              `json:"updatedAt"`
+	// HTTP is what the HTTP proxy has seen, with http rules.
+	HTTP      *HTTPStatus `json:"http,omitempty"`
+	UpdatedAt time.Time   `json:"updatedAt"`
 }
 
 // Agent is the sidecar's state.
@@ -111,11 +113,11 @@ func New(opts Options) (*Agent, error) {
 	a.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "faultline_agent_apply_errors_total",
 		Help: "Attempts to apply faults that failed (the pod runs without them meanwhile), by fault kind."}, []string{"kind"})
 	a.lastErr = map[string]string{}
-	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, dropped, duplicated, a.errs,
+	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, dropped, duplicated, a.errs, newHTTPCollector(a),
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
-		if k == "clock" && opts.TimeFile != "" || k == "network" || k == "dns" {
+		if k == "clock" && opts.TimeFile != "" || k == "network" || k == "dns" || k == "http" {
 			continue
 		}
 		a.status.NotDone = append(a.status.NotDone, k+": this agent version does not apply "+k+" faults yet")
@@ -141,7 +143,10 @@ func (a *Agent) Run(ctx context.Context) error {
 				log.Info("no ipset in this kernel: faults outlive this agent if it dies, until the kubelet restarts it")
 			}
 		}
-		a.net = newNetDriver(ctx, a.opts.Spec, runner, a.opts.Exempt)
+		nd := newNetDriver(ctx, a.opts.Spec, runner, a.opts.Exempt)
+		a.mu.Lock()
+		a.net = nd
+		a.mu.Unlock()
 		log.Info("network capabilities", "netem", a.net.caps.Netem, "nfqueue", a.net.caps.NFQueue)
 		// A previous run may have crashed: start from nothing.
 		if err := a.net.cleanup(ctx); err != nil {
@@ -353,6 +358,16 @@ func (a *Agent) reportCoverage(ctx context.Context) {
 	}
 }
 
+// httpDriver is the running HTTP proxies' driver, or nil.
+func (a *Agent) httpDriver() *httpDriver {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.net == nil {
+		return nil
+	}
+	return a.net.http
+}
+
 // engineCount reads one of the running engine's counters (0 without one).
 func (a *Agent) engineCount(get func(*netfault.DelayEngine) uint64) func() float64 {
 	return func() float64 {
@@ -403,8 +418,14 @@ func (a *Agent) publicMux() *http.ServeMux {
 func (a *Agent) statusMux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		var hs *HTTPStatus
+		if h := a.httpDriver(); h != nil {
+			s := h.status()
+			hs = &s
+		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		a.status.HTTP = hs
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(a.status)
 	})

@@ -60,6 +60,9 @@ type netDriver struct {
 	// engine is read by the metrics scrape, so it is swapped atomically.
 	engine atomic.Pointer[netfault.DelayEngine]
 	dns    *dnsfault.Interceptor
+	// http runs the proxies http rules redirect to (nil: no http rules,
+	// or no HTTP switch to keep a redirect from outliving this process).
+	http *httpDriver
 	// ttl is how long faults outlive the last keep-alive (0: DefaultTTL).
 	ttl time.Duration
 	// resolver looks rule hosts up; refreshAt is when the first of their
@@ -86,7 +89,7 @@ func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault
 		}
 	}
 	resolver := newTTLResolver(ResolvConf)
-	return &netDriver{runner: runner, spec: spec, caps: caps, resolver: resolver, opts: netfault.Options{
+	d := &netDriver{runner: runner, spec: spec, caps: caps, resolver: resolver, opts: netfault.Options{
 		Backend:   backend,
 		Exempt:    exempt,
 		APIServer: apiServerPrefixes(),
@@ -94,6 +97,18 @@ func newNetDriver(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault
 		Caps:      caps,
 		Interface: netfault.DefaultInterface(ctx, runner),
 	}}
+	// A redirect to a proxy that died refuses the pod's connections: http
+	// rules run only where the HTTP switch can stop them within a second.
+	if sw, ok := runner.(interface{ ArmHTTP(context.Context) error }); ok && len(spec.HTTP) > 0 {
+		h, err := newHTTPDriver(spec.HTTP, sw.ArmHTTP)
+		if err != nil {
+			logf.FromContext(ctx).Error(err, "http rules left out")
+		} else {
+			d.http = h
+			d.opts.HTTP = netfault.HTTPProxy{InPort: HTTPInboundPort, OutPort: HTTPOutboundPort}
+		}
+	}
+	return d
 }
 
 // build computes the plan (resolving host names now).
@@ -136,7 +151,9 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 			// sends them anything.
 			if err = d.startEngine(ctx); err == nil {
 				if err = d.startDNS(); err == nil {
-					err = netfault.Apply(ctx, d.runner, d.plan)
+					if err = d.startHTTP(ctx); err == nil {
+						err = netfault.Apply(ctx, d.runner, d.plan)
+					}
 				}
 			}
 		}
@@ -144,6 +161,7 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 		err = netfault.Remove(ctx, d.runner, d.opts.Interface, d.opts.Backend)
 		d.stopEngine()
 		d.stopDNS()
+		d.stopHTTP()
 	}
 	if err != nil && on {
 		// Fail open: nothing half-applied stays behind (shaping without
@@ -151,6 +169,7 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 		// them); the next tick tries again from nothing.
 		d.stopEngine()
 		d.stopDNS()
+		d.stopHTTP()
 		if rerr := netfault.Remove(ctx, d.runner, d.opts.Interface); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("removing after a failed apply: %w", rerr))
 		}
@@ -170,9 +189,13 @@ func (d *netDriver) refresh(ctx context.Context) (bool, error) {
 		d.plan = old
 		return false, err
 	}
-	if d.plan.Restore == old.Restore && d.plan.RestoreMangle == old.RestoreMangle &&
-		d.plan.Restore6 == old.Restore6 && d.plan.RestoreMangle6 == old.RestoreMangle6 && slices.EqualFunc(d.plan.Shape, old.Shape, slices.Equal) {
+	if d.plan.Restore == old.Restore && d.plan.RestoreMangle == old.RestoreMangle && d.plan.RestoreNat == old.RestoreNat &&
+		d.plan.Restore6 == old.Restore6 && d.plan.RestoreMangle6 == old.RestoreMangle6 && d.plan.RestoreNat6 == old.RestoreNat6 &&
+		slices.EqualFunc(d.plan.Shape, old.Shape, slices.Equal) {
 		return false, nil
+	}
+	if d.http != nil {
+		d.http.setTo(d.plan.HTTPTo)
 	}
 	return true, netfault.Apply(ctx, d.runner, d.plan)
 }
@@ -192,7 +215,26 @@ func (d *netDriver) cleanup(ctx context.Context) error {
 	err := netfault.Remove(ctx, d.runner, d.opts.Interface)
 	d.stopEngine()
 	d.stopDNS()
+	d.stopHTTP()
 	return err
+}
+
+// startHTTP serves the proxies before the redirects exist, and tells the
+// rules where this plan's connections go.
+func (d *netDriver) startHTTP(ctx context.Context) error {
+	if d.http == nil || len(d.plan.RestoreNat)+len(d.plan.RestoreNat6) == 0 {
+		return nil
+	}
+	d.http.setTo(d.plan.HTTPTo)
+	return d.http.start(ctx, d.caps.IPv6)
+}
+
+// stopHTTP runs after the redirects are gone: closing the proxies' client
+// connections then sends the clients straight to where they were going.
+func (d *netDriver) stopHTTP() {
+	if d.http != nil {
+		d.http.stop()
+	}
 }
 
 func (d *netDriver) startDNS() error {
@@ -247,11 +289,12 @@ func InitNetwork(ctx context.Context, spec *v1alpha1.FaultSpec, runner netfault.
 	if len(spec.Network) == 0 {
 		return nil // DNS needs the agent's responder: run applies it
 	}
-	// Only rules that work without a running agent: a DNS redirect would
-	// point at a responder that exits with this process, failing every
-	// lookup (more chaos than asked) until the sidecar takes over.
+	// Only rules that work without a running agent: a DNS queue or an HTTP
+	// redirect would point at a responder or proxy that exits with this
+	// process, failing lookups or connections (more chaos than asked)
+	// until the sidecar takes over.
 	noDNS := *spec
-	noDNS.DNS = nil
+	noDNS.DNS, noDNS.HTTP = nil, nil
 	spec = &noDNS
 	d := newNetDriver(ctx, spec, runner, exempt)
 	// Nobody keeps init's rules alive: they must last until the sidecar,

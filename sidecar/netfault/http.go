@@ -44,7 +44,7 @@ func httpBuild(spec *v1alpha1.FaultSpec, o Options, ch *families, p *Plan, kinds
 	}
 	p.HTTPTo = make([][]v1alpha1.Target, len(spec.HTTP))
 	if o.HTTP.InPort == 0 || o.HTTP.OutPort == 0 {
-		p.Refused = append(p.Refused, "http: needs the agent's proxy, which this process does not run")
+		p.Refused = append(p.Refused, "http: needs the agent's proxy and the ipset that stops its redirects when the agent dies; this process has not both")
 		return nat
 	}
 	fams := []int{0}
