@@ -41,10 +41,10 @@ type httpDriver struct {
 	mu      sync.Mutex
 	in, out *httpfault.Proxy
 	// before counts the connections of proxies already closed.
-	before  HTTPStatus
-	lns     []net.Listener
-	cancel  context.CancelFunc
-	done    chan struct{}
+	before HTTPStatus
+	lns    []net.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func newHTTPDriver(spec []v1alpha1.HTTPFault, arm func(context.Context) error) (*httpDriver, error) {
