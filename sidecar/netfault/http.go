@@ -30,6 +30,11 @@ type HTTPProxy struct {
 	InPort, OutPort uint16
 }
 
+// httpGate puts the resets behind the HTTP switch as well: they belong to
+// the redirects, and resetting the app's port after the redirects stopped
+// (a dead agent) would be chaos nobody keeps alive.
+var httpGate = [2]string{" -m set --match-set " + AliveSetHTTP + " dst", " -m set --match-set " + AliveSetHTTP6 + " dst"}
+
 // natChains are one family's rules for the two HTTP chains.
 type natChains struct{ in, out []string }
 
@@ -113,7 +118,8 @@ func httpBuild(spec *v1alpha1.FaultSpec, o Options, ch *families, p *Plan, kinds
 			ps := strconv.Itoa(int(port))
 			for _, f := range fams {
 				nat[f].in = append(nat[f].in, "-p tcp --dport "+ps+" -j REDIRECT --to-ports "+strconv.Itoa(int(o.HTTP.InPort)))
-				ch[f].in = append(ch[f].in, "-p tcp --dport "+ps+" -j REJECT --reject-with tcp-reset")
+				// Not the proxy's own connection to the app, over loopback.
+				ch[f].in = append(ch[f].in, "! -i lo -p tcp --dport "+ps+httpGate[f]+" -j REJECT --reject-with tcp-reset")
 			}
 			p.HTTPTo[i] = []v1alpha1.Target{{Port: port, Protocol: "tcp"}}
 			kinds["http"] = true
@@ -140,7 +146,7 @@ func httpBuild(spec *v1alpha1.FaultSpec, o Options, ch *families, p *Plan, kinds
 				}
 				nat[f].out = append(nat[f].out, m.join("-j REDIRECT --to-ports "+strconv.Itoa(int(o.HTTP.OutPort))))
 				// Not over loopback: the redirect leaves it alone too.
-				ch[f].out = append(ch[f].out, m.join(fmt.Sprintf("! -o lo -m mark ! --mark 0x%x -j REJECT --reject-with tcp-reset", HTTPMark)))
+				ch[f].out = append(ch[f].out, m.join(fmt.Sprintf("! -o lo -m mark ! --mark 0x%x%s -j REJECT --reject-with tcp-reset", HTTPMark, httpGate[f])))
 			}
 			t.Protocol = "tcp"
 			p.HTTPTo[i] = append(p.HTTPTo[i], t)

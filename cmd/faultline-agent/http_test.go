@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/faultline-dev/faultline/hack/testenv"
+)
+
+// HTTP faults with the real binary in real network namespaces: an app in
+// the "pod" namespace, a dependency in a "peer" namespace on a veth. The
+// agent redirects the app's port and its calls to the dependency through
+// its proxy; a keep-alive connection opened before the faults is reset
+// once and comes back through the proxy; SIGKILL leaves the app's port
+// answering again within the HTTP switch's second; SIGTERM removes
+// everything within 1 s.
+func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED LOUDLY: needs root for ip netns and iptables")
+	}
+	agent := testenv.GoBinary(t, "./cmd/faultline-agent")
+	echo := testenv.GoBinary(t, "./e2e/echo")
+	id := rand.IntN(200) + 20
+	pod, peer := fmt.Sprintf("flh-apod-%d-%d", os.Getpid(), id), fmt.Sprintf("flh-apeer-%d-%d", os.Getpid(), id)
+	podIP, peerIP := fmt.Sprintf("10.197.%d.1", id), fmt.Sprintf("10.197.%d.2", id)
+	podIP6 := fmt.Sprintf("fd00:197:%x::1", id)
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	for _, ns := range []string{pod, peer} {
+		run("ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	run("ip", "link", "add", "flha0", "netns", pod, "type", "veth", "peer", "name", "flha1", "netns", peer)
+	for _, c := range [][]string{
+		{pod, "ip", "addr", "add", podIP + "/24", "dev", "flha0"},
+		{pod, "ip", "addr", "add", podIP6 + "/64", "dev", "flha0", "nodad"},
+		{pod, "ip", "link", "set", "flha0", "up"},
+		{pod, "ip", "link", "set", "lo", "up"},
+		{peer, "ip", "addr", "add", peerIP + "/24", "dev", "flha1"},
+		{peer, "ip", "addr", "add", fmt.Sprintf("fd00:197:%x::2/64", id), "dev", "flha1", "nodad"},
+		{peer, "ip", "link", "set", "flha1", "up"},
+	} {
+		run(append([]string{"ip", "netns", "exec"}, c...)...)
+	}
+	for _, ns := range []string{pod, peer} {
+		app := exec.Command("ip", "netns", "exec", ns, echo, "8080,80")
+		if err := app.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = app.Process.Kill(); _ = app.Wait() })
+	}
+	// Clients: from the peer to the app (inbound), from the pod to the
+	// dependency (outbound). keepAlive reuses its connections.
+	client := func(ns string, keepAlive bool) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive,
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return testenv.DialIn(t, ns)(ctx, addr) }}}
+	}
+	get := func(c *http.Client, url string) (int, string, time.Duration, error) {
+		start := time.Now()
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, "", 0, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b)), time.Since(start), nil
+	}
+	fromPeer, fresh, fromPod := client(peer, true), client(peer, false), client(pod, false)
+	appURL := "http://" + podIP + ":8080"
+	waitFor(t, "the app to listen", func() bool { _, _, _, err := get(fresh, appURL+"/"); return err == nil })
+	waitFor(t, "the dependency to listen", func() bool { _, _, _, err := get(fromPod, "http://"+peerIP+":80/"); return err == nil })
+	if code, _, _, err := get(fromPeer, appURL+"/checkout"); code != 200 || err != nil {
+		t.Fatalf("before faults: %d %v", code, err)
+	}
+
+	spec := fmt.Sprintf(`{"http":[`+
+		`{"direction":"inbound","port":8080,"match":{"method":"GET","path":"/checkout*"},"abort":{"status":503,"body":"injected"}},`+
+		`{"direction":"outbound","to":["%s:80"],"match":{"path":"/slow"},"delay":{"fixed":"200ms"}}]}`, peerIP)
+	start := func() (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command("ip", "netns", "exec", pod, agent, "run", "--listen=127.0.0.1:19191", "--status-listen=127.0.0.1:19192", "--proc=")
+		cmd.Env = append(os.Environ(), "FAULTLINE_SPEC="+spec)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		applied, log := make(chan struct{}), &strings.Builder{}
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			once := false
+			for sc.Scan() {
+				log.WriteString(sc.Text() + "\n")
+				if !once && strings.Contains(sc.Text(), `"msg":"network faults"`) && strings.Contains(sc.Text(), `"on":true`) {
+					once = true
+					close(applied)
+				}
+			}
+		}()
+		select {
+		case <-applied:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("agent did not apply within 10s:\n%s", log)
+		}
+		return cmd, log
+	}
+	agentRun, _ := start()
+
+	// The keep-alive connection opened before the faults is reset once;
+	// the client's retry (a GET is idempotent) comes back through the proxy.
+	code, body, _, err := get(fromPeer, appURL+"/checkout")
+	if err != nil || code != 503 || body != "injected" {
+		t.Errorf("inbound /checkout on the connection opened before the faults: %d %q %v, want the injected 503", code, body, err)
+	}
+	for _, u := range []string{appURL, "http://[" + podIP6 + "]:8080"} {
+		if code, body, _, err := get(fresh, u+"/checkout/42"); code != 503 || body != "injected" || err != nil {
+			t.Errorf("inbound %s/checkout/42: %d %q %v, want the injected 503", u, code, body, err)
+		}
+		if code, body, _, err := get(fresh, u+"/cart"); code != 200 || body != "ok" || err != nil {
+			t.Errorf("inbound %s/cart: %d %q %v, want the app's answer", u, code, body, err)
+		}
+	}
+	// Outbound: the pod's call to /slow waits 200 ms more than /fast.
+	var slow, fast []time.Duration
+	for i := 0; i < 5; i++ {
+		_, _, d1, err1 := get(fromPod, "http://"+peerIP+":80/slow")
+		_, _, d2, err2 := get(fromPod, "http://"+peerIP+":80/fast")
+		if err1 != nil || err2 != nil {
+			t.Fatalf("outbound: %v %v", err1, err2)
+		}
+		slow, fast = append(slow, d1), append(fast, d2)
+	}
+	ms, mf := median(slow), median(fast)
+	if ms-mf < 195*time.Millisecond || ms-mf > 260*time.Millisecond {
+		t.Errorf("outbound /slow %s vs /fast %s: want 200ms between them", ms, mf)
+	}
+	_, metrics, _, err := get(client(pod, false), "http://127.0.0.1:19191/metrics")
+	if err != nil {
+		t.Errorf("metrics: %v", err)
+	}
+	for _, want := range []string{`faultline_agent_http_aborted_requests_total{rule="http[0]"} 3`, `faultline_agent_http_delayed_requests_total{rule="http[1]"} 5`,
+		`faultline_agent_fault_active{kind="http"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	// The proxy's ports reached directly (a peer on the pod network, a
+	// process in the pod) would send it to itself: such connections are
+	// closed, and the proxy is not left dialling itself.
+	for _, c := range []struct{ ns, addr string }{{peer, podIP + ":19094"}, {pod, "127.0.0.1:19095"}, {pod, "127.0.0.1:19094"}} {
+		if code, _, _, err := get(client(c.ns, false), "http://"+c.addr+"/"); err == nil || os.IsTimeout(err) {
+			t.Errorf("GET straight to the proxy at %s from %s: %d %v, want the connection closed at once", c.addr, c.ns, code, err)
+		}
+	}
+	if _, metrics, _, _ := get(client(pod, false), "http://127.0.0.1:19191/metrics"); !strings.Contains(metrics, `faultline_agent_http_connections_total{protocol="http1"}`) {
+		t.Errorf("the agent stopped answering after connections to its proxy ports")
+	}
+
+	// SIGKILL: nobody re-arms the HTTP switch; the redirects stop matching
+	// and the app answers itself.
+	_ = agentRun.Process.Signal(syscall.SIGKILL)
+	_ = agentRun.Wait()
+	killed := time.Now()
+	var back time.Duration
+	for back == 0 && time.Since(killed) < 5*time.Second {
+		if code, _, _, err := get(fresh, appURL+"/checkout"); err == nil && code == 200 {
+			back = time.Since(killed)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if back == 0 || back > 1500*time.Millisecond {
+		t.Errorf("after SIGKILL the app answered /checkout itself after %s, want within the HTTP switch's 1s (0: never)", back)
+	}
+	if code, _, d, err := get(fromPod, "http://"+peerIP+":80/slow"); err != nil || code != 200 || d > 150*time.Millisecond {
+		t.Errorf("after SIGKILL outbound /slow: %d in %s %v, want straight through", code, d, err)
+	}
+
+	// SIGTERM: everything gone within 1 s, connections through the proxy
+	// closed, fresh ones straight to the app.
+	agentRun, log := start()
+	if code, _, _, _ := get(fresh, appURL+"/checkout"); code != 503 {
+		t.Fatalf("restarted agent: /checkout %d, want 503", code)
+	}
+	sent := time.Now()
+	_ = agentRun.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- agentRun.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatalf("agent did not exit within 1s of SIGTERM:\n%s", log)
+	}
+	took := time.Since(sent)
+	for _, bin := range []string{"iptables-save", "ip6tables-save"} {
+		out, _ := exec.Command("ip", "netns", "exec", pod, bin).Output()
+		if strings.Contains(string(out), "FAULTLINE") || strings.Contains(string(out), "faultline") {
+			t.Errorf("%s after SIGTERM:\n%s", bin, out)
+		}
+	}
+	if code, _, _, err := get(fresh, appURL+"/checkout"); code != 200 || err != nil {
+		t.Errorf("after SIGTERM /checkout: %d %v, want the app", code, err)
+	}
+	t.Logf("inbound abort and outbound delay (/slow %s, /fast %s); SIGKILL -> app answers itself after %s; SIGTERM -> all removed, exit in %s",
+		ms.Round(100*time.Microsecond), mf.Round(100*time.Microsecond), back.Round(time.Millisecond), took.Round(time.Millisecond))
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
