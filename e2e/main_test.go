@@ -221,7 +221,8 @@ func setup(ctx context.Context) error {
 	}
 	return k8s.Create(ctx, &v1alpha1.ChaosPolicy{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.ChaosPolicySpec{
 		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "shop"}},
-		Limits:            v1alpha1.Limits{MaxDelay: "500ms", MaxClockOffset: "10m", Partition: true, Reset: true},
+		Limits: v1alpha1.Limits{MaxDelay: "500ms", MaxClockOffset: "10m", Partition: true, Reset: true,
+			HTTP: &v1alpha1.HTTPLimits{MaxDelay: "500ms", MaxAbortPercent: "20%"}},
 	}})
 }
 
