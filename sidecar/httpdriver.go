@@ -24,6 +24,11 @@ const (
 	HTTPOutboundPort = 19095
 )
 
+// HTTPMaxConns bounds the connections both proxies hold together: about
+// 24 KiB each, so 1,000 keep the agent near 45 MiB, inside the chart's
+// 64Mi limit, whoever opens connections to a redirected port.
+const HTTPMaxConns = 1000
+
 // httpArmEvery is how often the proxy re-arms the HTTP switch sets, well
 // inside their HTTPAliveTTL.
 const httpArmEvery = 200 * time.Millisecond
@@ -37,6 +42,8 @@ type httpDriver struct {
 	inbound []bool
 	// arm re-arms the HTTP switch sets.
 	arm func(context.Context) error
+	// limit is shared by both proxies and outlives them.
+	limit *httpfault.ConnLimit
 
 	mu      sync.Mutex
 	in, out *httpfault.Proxy
@@ -48,7 +55,7 @@ type httpDriver struct {
 }
 
 func newHTTPDriver(spec []v1alpha1.HTTPFault, arm func(context.Context) error) (*httpDriver, error) {
-	h := &httpDriver{arm: arm}
+	h := &httpDriver{arm: arm, limit: &httpfault.ConnLimit{Max: HTTPMaxConns}}
 	for i, f := range spec {
 		rl, err := httpfault.FromSpec(f)
 		if err != nil {
@@ -77,8 +84,8 @@ func (h *httpDriver) start(ctx context.Context, ipv6 bool) error {
 			out = append(out, rl)
 		}
 	}
-	h.in = &httpfault.Proxy{Rules: in, Mark: netfault.HTTPMark}
-	h.out = &httpfault.Proxy{Rules: out, Mark: netfault.HTTPMark}
+	h.in = &httpfault.Proxy{Rules: in, Mark: netfault.HTTPMark, Limit: h.limit}
+	h.out = &httpfault.Proxy{Rules: out, Mark: netfault.HTTPMark, Limit: h.limit}
 	addrs := []struct {
 		addr string
 		p    *httpfault.Proxy
@@ -190,11 +197,15 @@ type httpRuleStatus struct {
 // is not HTTP passes through untouched, and is counted as such) and each
 // rule's requests.
 type HTTPStatus struct {
-	HTTP1       uint64           `json:"http1Connections"`
-	H2C         uint64           `json:"h2cConnections"`
-	PassedOther uint64           `json:"passedThroughConnections"`
-	Open        int              `json:"openConnections"`
-	Rules       []httpRuleStatus `json:"rules"`
+	HTTP1       uint64 `json:"http1Connections"`
+	H2C         uint64 `json:"h2cConnections"`
+	PassedOther uint64 `json:"passedThroughConnections"`
+	Open        int    `json:"openConnections"`
+	// Evicted idle connections closed to make room under HTTPMaxConns;
+	// Refused new ones closed with none idle.
+	Evicted uint64           `json:"evictedIdleConnections"`
+	Refused uint64           `json:"refusedConnections"`
+	Rules   []httpRuleStatus `json:"rules"`
 }
 
 func (h *httpDriver) status() HTTPStatus {
@@ -209,6 +220,7 @@ func (h *httpDriver) status() HTTPStatus {
 		}
 	}
 	h.mu.Unlock()
+	s.Evicted, s.Refused = h.limit.Evicted.Load(), h.limit.Refused.Load()
 	for i, rl := range h.rules {
 		s.Rules = append(s.Rules, httpRuleStatus{Rule: fmt.Sprintf("http[%d]", i),
 			Matched: rl.Matched.Load(), Aborted: rl.Aborted.Load(), Delayed: rl.Delayed.Load()})

@@ -10,7 +10,7 @@ import (
 type httpCollector struct {
 	a                         *Agent
 	matched, aborted, delayed *prometheus.Desc
-	connections               *prometheus.Desc
+	connections, limited      *prometheus.Desc
 }
 
 func newHTTPCollector(a *Agent) *httpCollector {
@@ -21,6 +21,8 @@ func newHTTPCollector(a *Agent) *httpCollector {
 		delayed: prometheus.NewDesc("faultline_agent_http_delayed_requests_total", "Requests an http rule held before forwarding.", rule, nil),
 		connections: prometheus.NewDesc("faultline_agent_http_connections_total",
 			"Connections the HTTP proxy was handed, by what they spoke (other: not HTTP, passed through untouched).", []string{"protocol"}, nil),
+		limited: prometheus.NewDesc("faultline_agent_http_connections_limited_total",
+			"Connections closed at the proxy's connection limit: the longest-idle one to make room (evicted), or a new one with none idle (refused).", []string{"outcome"}, nil),
 	}
 }
 
@@ -29,6 +31,7 @@ func (c *httpCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.aborted
 	ch <- c.delayed
 	ch <- c.connections
+	ch <- c.limited
 }
 
 func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
@@ -45,4 +48,6 @@ func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
 	for proto, n := range map[string]uint64{"http1": s.HTTP1, "h2c": s.H2C, "other": s.PassedOther} {
 		ch <- prometheus.MustNewConstMetric(c.connections, prometheus.CounterValue, float64(n), proto)
 	}
+	ch <- prometheus.MustNewConstMetric(c.limited, prometheus.CounterValue, float64(s.Evicted), "evicted")
+	ch <- prometheus.MustNewConstMetric(c.limited, prometheus.CounterValue, float64(s.Refused), "refused")
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,6 +175,45 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 		t.Errorf("the agent stopped answering after connections to its proxy ports")
 	}
 
+	// The agent's memory with 1,500 client connections opened through its
+	// proxy (each after one request and then idle), against the same agent
+	// before: past its 1,000 the longest-idle are closed, and the agent
+	// stays inside the chart's 64Mi.
+	rss := func() float64 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", agentRun.Process.Pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+		return 0
+	}
+	rssBefore := rss()
+	var held []net.Conn
+	for i := 0; i < 1500; i++ {
+		c, err := testenv.DialIn(t, peer)(context.Background(), podIP+":8080")
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		held = append(held, c)
+		fmt.Fprintf(c, "GET /cart HTTP/1.1\r\nHost: app\r\n\r\n")
+		if _, err := c.Read(make([]byte, 512)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	rssHeld := rss()
+	_, metrics, _, _ = get(client(pod, false), "http://127.0.0.1:19191/metrics")
+	for _, c := range held {
+		c.Close()
+	}
+	if rssHeld > 64 {
+		t.Errorf("agent RSS %.1f MiB after 1,500 connections (%.1f MiB before): over the chart's 64Mi limit", rssHeld, rssBefore)
+	}
+	if !strings.Contains(metrics, `faultline_agent_http_connections_limited_total{outcome="evicted"} 5`) {
+		t.Errorf("want about 500 idle connections evicted past the limit:\n%s", grepLines(metrics, "limited"))
+	}
+
 	// SIGKILL: nobody re-arms the HTTP switch; the redirects stop matching
 	// and the app answers itself.
 	_ = agentRun.Process.Signal(syscall.SIGKILL)
@@ -219,8 +259,8 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 	if code, _, _, err := get(fresh, appURL+"/checkout"); code != 200 || err != nil {
 		t.Errorf("after SIGTERM /checkout: %d %v, want the app", code, err)
 	}
-	t.Logf("inbound abort and outbound delay (/slow %s, /fast %s); SIGKILL -> app answers itself after %s; SIGTERM -> all removed, exit in %s",
-		ms.Round(100*time.Microsecond), mf.Round(100*time.Microsecond), back.Round(time.Millisecond), took.Round(time.Millisecond))
+	t.Logf("inbound abort and outbound delay (/slow %s, /fast %s); agent RSS %.1f MiB, %.1f MiB after 1,500 connections (1,000 held); SIGKILL -> app answers itself after %s; SIGTERM -> all removed, exit in %s",
+		ms.Round(100*time.Microsecond), mf.Round(100*time.Microsecond), rssBefore, rssHeld, back.Round(time.Millisecond), took.Round(time.Millisecond))
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
@@ -243,4 +283,14 @@ func median(ds []time.Duration) time.Duration {
 		}
 	}
 	return s[len(s)/2]
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -35,6 +35,9 @@ type Proxy struct {
 	// netfilter rules that send the pod's connections here let the
 	// proxy's own pass; 0 sets none.
 	Mark uint32
+	// Limit bounds the connections held (shared between proxies); nil
+	// holds any number.
+	Limit *ConnLimit
 
 	// Passed counts connections passed through untouched (not HTTP);
 	// HTTP1 and H2C the connections read as HTTP/1.x and h2c.
@@ -71,7 +74,9 @@ type target struct {
 func (p *Proxy) Handle(c net.Conn, dst string) {
 	p.once.Do(p.init)
 	ap, _ := netip.ParseAddrPort(dst)
-	br := bufio.NewReaderSize(c, 4096)
+	// Detection needs 24 bytes at most; reads past what it peeked go
+	// straight to the socket, so the buffer can stay small.
+	br := bufio.NewReaderSize(c, 64)
 	conn := &peekedConn{Conn: c, r: br, target: target{dst, ap}, p: p}
 	if !p.track(conn) {
 		return
@@ -91,11 +96,16 @@ func (p *Proxy) Handle(c net.Conn, dst string) {
 	}
 }
 
-// track notes c as open, or closes it when the proxy is closed.
+// track notes c as open, or closes it when the proxy is closed or full.
 func (p *Proxy) track(c *peekedConn) bool {
+	if !p.Limit.take() {
+		_ = c.Conn.Close()
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
+		p.Limit.release()
 		_ = c.Conn.Close()
 		return false
 	}
@@ -151,6 +161,7 @@ func (p *Proxy) init() {
 	p.h1 = &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: time.Minute,
+		ConnState:         p.Limit.state,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if pc, ok := c.(*peekedConn); ok {
 				return context.WithValue(ctx, targetKey{}, pc.target)
@@ -288,8 +299,13 @@ func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 // Close closes the connection and forgets it.
 func (c *peekedConn) Close() error {
 	c.p.mu.Lock()
+	_, held := c.p.conns[c]
 	delete(c.p.conns, c)
 	c.p.mu.Unlock()
+	if held {
+		c.p.Limit.state(c, http.StateClosed)
+		c.p.Limit.release()
+	}
 	return c.Conn.Close()
 }
 

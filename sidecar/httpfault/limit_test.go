@@ -1,0 +1,78 @@
+package httpfault
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// At the limit the longest-idle keep-alive connection makes room; with
+// none idle (here: connections passed through, never idle), a new one is
+// closed. Either way the proxy holds no more than the limit.
+func TestTheConnectionLimitEvictsTheLongestIdleThenRefuses(t *testing.T) {
+	upstream := app(t)
+	limit := &ConnLimit{Max: 3}
+	p := &Proxy{Limit: limit, Detect: 50 * time.Millisecond}
+	addr := through(t, p, upstream.Listener.Addr().String())
+	open := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprint(c, "GET /cart HTTP/1.1\r\nHost: app\r\n\r\n")
+		r := bufio.NewReader(c)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return c, r
+	}
+	first, firstR := open()
+	time.Sleep(10 * time.Millisecond)
+	open()
+	open()
+	if h := limit.Held(); h != 3 {
+		t.Fatalf("held %d, want 3", h)
+	}
+	open() // the fourth: the first, idle longest, is closed for it
+	_ = first.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := firstR.ReadByte(); err != io.EOF {
+		t.Errorf("the longest-idle connection: read %v, want it closed (EOF)", err)
+	}
+	if limit.Evicted.Load() != 1 || limit.Held() != 3 {
+		t.Errorf("evicted %d, held %d; want 1 and 3", limit.Evicted.Load(), limit.Held())
+	}
+
+	// Connections that say nothing are passed through and never idle.
+	silent := &ConnLimit{Max: 2}
+	q := &Proxy{Limit: silent, Detect: 20 * time.Millisecond}
+	qaddr := through(t, q, upstream.Listener.Addr().String())
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", qaddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	for deadline := time.Now().Add(2 * time.Second); silent.Held() < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	}
+	c, err := net.Dial("tcp", qaddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("a connection past a full limit with none idle: read %v, want it closed (EOF)", err)
+	}
+	if silent.Refused.Load() != 1 || silent.Held() != 2 {
+		t.Errorf("refused %d, held %d; want 1 and 2", silent.Refused.Load(), silent.Held())
+	}
+}
