@@ -162,12 +162,23 @@ func (h *httpDriver) stop() {
 	h.closeLocked()
 }
 
-func (h *httpDriver) closeLocked() {
+// stopArming stops re-arming the HTTP switch, so that emptying it holds.
+func (h *httpDriver) stopArming() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopArmingLocked()
+}
+
+func (h *httpDriver) stopArmingLocked() {
 	if h.cancel != nil {
 		h.cancel()
 		<-h.done
 		h.cancel = nil
 	}
+}
+
+func (h *httpDriver) closeLocked() {
+	h.stopArmingLocked()
 	var errs []error
 	for _, ln := range h.lns {
 		errs = append(errs, ln.Close())

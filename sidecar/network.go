@@ -158,19 +158,13 @@ func (d *netDriver) set(ctx context.Context, on bool) (changed bool, took time.D
 			}
 		}
 	} else {
-		err = netfault.Remove(ctx, d.runner, d.opts.Interface, d.opts.Backend)
-		d.stopEngine()
-		d.stopDNS()
-		d.stopHTTP()
+		err = d.release(ctx, d.opts.Backend)
 	}
 	if err != nil && on {
 		// Fail open: nothing half-applied stays behind (shaping without
 		// its rules, a DNS responder or delay queues with nothing sent to
 		// them); the next tick tries again from nothing.
-		d.stopEngine()
-		d.stopDNS()
-		d.stopHTTP()
-		if rerr := netfault.Remove(ctx, d.runner, d.opts.Interface); rerr != nil {
+		if rerr := d.release(ctx); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("removing after a failed apply: %w", rerr))
 		}
 	}
@@ -212,11 +206,27 @@ func (d *netDriver) unresolved() error {
 // cleanup removes whatever any run of the agent left (start and SIGTERM).
 func (d *netDriver) cleanup(ctx context.Context) error {
 	d.known = false
-	err := netfault.Remove(ctx, d.runner, d.opts.Interface)
+	return d.release(ctx)
+}
+
+// release frees the pod's traffic first and deletes after: the HTTP switch
+// is no longer re-armed, the switch sets are emptied (every gated jump
+// stops matching at once), the proxies close their connections (their
+// clients connect again, straight to where they were going), then the
+// rules, qdiscs, queues and responders go. backends as netfault.Remove.
+func (d *netDriver) release(ctx context.Context, backends ...netfault.Backend) error {
+	var errs []error
+	if d.http != nil {
+		d.http.stopArming()
+	}
+	if sw, ok := d.runner.(netfault.Switch); ok {
+		errs = append(errs, sw.Off(ctx))
+	}
+	d.stopHTTP()
+	errs = append(errs, netfault.Remove(ctx, d.runner, d.opts.Interface, backends...))
 	d.stopEngine()
 	d.stopDNS()
-	d.stopHTTP()
-	return err
+	return errors.Join(errs...)
 }
 
 // startHTTP serves the proxies before the redirects exist, and tells the

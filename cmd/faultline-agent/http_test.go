@@ -89,11 +89,22 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 		t.Fatalf("before faults: %d %v", code, err)
 	}
 
+	podinfo := t.TempDir()
+	pause := func(on bool) {
+		v := ""
+		if on {
+			v = "faultline.dev/paused=\"true\"\n"
+		}
+		if err := os.WriteFile(podinfo+"/annotations", []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pause(false)
 	spec := fmt.Sprintf(`{"http":[`+
 		`{"direction":"inbound","port":8080,"match":{"method":"GET","path":"/checkout*"},"abort":{"status":503,"body":"injected"}},`+
 		`{"direction":"outbound","to":["%s:80"],"match":{"path":"/slow"},"delay":{"fixed":"200ms"}}]}`, peerIP)
 	start := func() (*exec.Cmd, *strings.Builder) {
-		cmd := exec.Command("ip", "netns", "exec", pod, agent, "run", "--listen=127.0.0.1:19191", "--status-listen=127.0.0.1:19192", "--proc=")
+		cmd := exec.Command("ip", "netns", "exec", pod, agent, "run", "--listen=127.0.0.1:19191", "--status-listen=127.0.0.1:19192", "--proc=", "--podinfo-dir="+podinfo)
 		cmd.Env = append(os.Environ(), "FAULTLINE_SPEC="+spec)
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
@@ -234,12 +245,25 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 		t.Errorf("after SIGKILL outbound /slow: %d in %s %v, want straight through", code, d, err)
 	}
 
-	// SIGTERM: everything gone within 1 s, connections through the proxy
-	// closed, fresh ones straight to the app.
+	// Pause and resume: the redirects go and come back, and the proxy's
+	// kept-alive connections are closed so their clients reach the app.
 	agentRun, log := start()
-	if code, _, _, _ := get(fresh, appURL+"/checkout"); code != 503 {
+	if code, _, _, _ := get(fromPeer, appURL+"/checkout"); code != 503 {
 		t.Fatalf("restarted agent: /checkout %d, want 503", code)
 	}
+	pause(true)
+	waitFor(t, "the pause to reach the app's port", func() bool { code, _, _, err := get(fresh, appURL+"/checkout"); return err == nil && code == 200 })
+	if code, _, _, err := get(fromPeer, appURL+"/checkout"); code != 200 || err != nil {
+		t.Errorf("paused: a client that kept its connection to the proxy got %d %v, want the app (reconnected)\n%s", code, err, log)
+	}
+	if out, _ := exec.Command("ip", "netns", "exec", pod, "iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "FAULTLINE") {
+		t.Errorf("paused, the nat table still holds:\n%s", out)
+	}
+	pause(false)
+	waitFor(t, "the resume", func() bool { code, _, _, _ := get(fresh, appURL+"/checkout"); return code == 503 })
+
+	// SIGTERM: everything gone within 1 s, connections through the proxy
+	// closed, fresh ones straight to the app.
 	sent := time.Now()
 	_ = agentRun.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
