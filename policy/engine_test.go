@@ -68,6 +68,8 @@ func TestEngineDecides(t *testing.T) {
 			req: Request{Pod: pod("shop", optedIn, map[string]string{v1alpha1.AnnotationProfile: "slow-db"}), NamespaceLabels: nsEnabled, NamespaceKnown: true}, code: CodeProfileUnavailable, notify: true, contains: "slow-db"},
 		{name: "network faults are refused where Pod Security enforces baseline",
 			req: Request{Pod: pod("shop", optedIn, faults), NamespaceLabels: map[string]string{v1alpha1.LabelNamespaceInjection: "enabled", LabelPSAEnforce: "baseline"}, NamespaceKnown: true}, code: CodePodSecurity, notify: true, contains: `enforces Pod Security "baseline"`},
+		{name: "HTTP faults are refused where Pod Security enforces restricted: their redirects need NET_ADMIN",
+			req: Request{Pod: pod("shop", optedIn, map[string]string{v1alpha1.AnnotationFaults: "http: [{direction: inbound, port: 8080, abort: {status: 503}}]"}), NamespaceLabels: map[string]string{v1alpha1.LabelNamespaceInjection: "enabled", LabelPSAEnforce: "restricted"}, NamespaceKnown: true}, code: CodePodSecurity, notify: true, contains: `enforces Pod Security "restricted"`},
 		{name: "clock faults are fine where Pod Security enforces restricted",
 			req: Request{Pod: pod("shop", optedIn, map[string]string{v1alpha1.AnnotationFaults: "clock: {offset: 5m}"}), NamespaceLabels: map[string]string{v1alpha1.LabelNamespaceInjection: "enabled", LabelPSAEnforce: "restricted"}, NamespaceKnown: true}, inject: true, code: CodeInjected},
 		{name: "offline, the pod label alone makes a candidate",

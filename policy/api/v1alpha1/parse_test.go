@@ -143,6 +143,8 @@ func FuzzParseFaultSpec(f *testing.F) {
 		"clock: {offset: -5m, drift: 200ppm}\nschedule: {every: 10m, for: 2m, jitter: 30s}",
 		"network: [{partition: true, except: ['[fd00::1]:80/tcp']}]",
 		"network: [{bandwidth: 1.5Mbit, direction: both}]",
+		"http: [{direction: inbound, port: 8080, match: {method: POST, path: '/checkout*', headers: {x-canary: 'true'}}, abort: {status: 503, percent: 10%}}]",
+		`{"http":[{"direction":"outbound","to":["payments.shop.svc:80"],"delay":{"fixed":"2s","percent":"50%"},"abort":{"grpc":{"code":"UNAVAILABLE"}}}]}`,
 		"{", "- a", "x: !!binary aGk=", "&a [*a]",
 	} {
 		f.Add(s)
