@@ -88,6 +88,10 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 	if code, _, _, err := get(fromPeer, appURL+"/checkout"); code != 200 || err != nil {
 		t.Fatalf("before faults: %d %v", code, err)
 	}
+	fromPodKept := client(pod, true)
+	if code, _, _, err := get(fromPodKept, "http://"+peerIP+":80/slow"); code != 200 || err != nil {
+		t.Fatalf("before faults, outbound: %d %v", code, err)
+	}
 
 	podinfo := t.TempDir()
 	pause := func(on bool) {
@@ -149,6 +153,11 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 			t.Errorf("inbound %s/cart: %d %q %v, want the app's answer", u, code, body, err)
 		}
 	}
+	// The pod's own keep-alive connection to the dependency, opened before
+	// the faults, is reset once and its retry goes through the proxy.
+	if code, _, d, err := get(fromPodKept, "http://"+peerIP+":80/slow"); code != 200 || err != nil || d < 200*time.Millisecond {
+		t.Errorf("outbound /slow on the connection opened before the faults: %d in %s %v, want it delayed 200ms", code, d, err)
+	}
 	// Outbound: the pod's call to /slow waits 200 ms more than /fast.
 	var slow, fast []time.Duration
 	for i := 0; i < 5; i++ {
@@ -167,7 +176,7 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 	if err != nil {
 		t.Errorf("metrics: %v", err)
 	}
-	for _, want := range []string{`faultline_agent_http_aborted_requests_total{rule="http[0]"} 3`, `faultline_agent_http_delayed_requests_total{rule="http[1]"} 5`,
+	for _, want := range []string{`faultline_agent_http_aborted_requests_total{rule="http[0]"} 3`, `faultline_agent_http_delayed_requests_total{rule="http[1]"} 6`,
 		`faultline_agent_fault_active{kind="http"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
