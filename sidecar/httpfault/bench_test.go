@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 )
@@ -32,9 +33,15 @@ func BenchmarkForwarding(b *testing.B) {
 			b.Run(a.name+"/"+c.name+"/one client, sequential (latency)", func(b *testing.B) {
 				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 				url := "http://" + c.addr + "/cart"
+				lat := make([]time.Duration, 0, b.N)
 				for i := 0; i < b.N; i++ {
+					start := time.Now()
 					get(b, client, url)
+					lat = append(lat, time.Since(start))
 				}
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 			})
 			b.Run(a.name+"/"+c.name+"/parallel (throughput)", func(b *testing.B) {
 				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
