@@ -60,65 +60,51 @@ func ParseFaultSpec(data string, root *field.Path) (*FaultSpec, field.ErrorList)
 }
 
 // partErrors decodes and validates each part of a spec that did not decode
-// whole (every network rule, dns, clock, schedule) on its own, so that one
-// wrong type does not hide the other problems.
+// whole (every network and http rule, dns, clock, schedule) on its own, so
+// that one wrong type does not hide the other problems.
 func partErrors(root *field.Path, js []byte) field.ErrorList {
 	var parts map[string]json.RawMessage
 	if json.Unmarshal(js, &parts) != nil {
 		return nil
 	}
-	var errs field.ErrorList
-	decode := func(p *field.Path, raw json.RawMessage, into any) bool {
-		if _, err := sigsjson.UnmarshalStrict(raw, into, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields); err != nil {
-			errs = append(errs, decodeError(p, raw, err))
-			return false
-		}
-		return true
-	}
 	child := func(name string) *field.Path { return childPath(root, name) }
-	if raw, ok := parts["network"]; ok {
-		var rules []json.RawMessage
-		if json.Unmarshal(raw, &rules) != nil {
-			var none []NetworkRule
-			decode(child("network"), raw, &none)
-		}
-		for i, r := range rules {
-			var rule NetworkRule
-			if decode(child("network").Index(i), r, &rule) {
-				errs = append(errs, rule.validate(child("network").Index(i))...)
-			}
-		}
+	var errs field.ErrorList
+	errs = append(errs, listPart(child("network"), parts["network"], (*NetworkRule).validate)...)
+	errs = append(errs, part(child("dns"), parts["dns"], (*DNSFault).validate)...)
+	errs = append(errs, part(child("clock"), parts["clock"], (*ClockFault).validate)...)
+	errs = append(errs, listPart(child("http"), parts["http"], (*HTTPFault).validate)...)
+	errs = append(errs, part(child("schedule"), parts["schedule"], (*Schedule).validate)...)
+	return errs
+}
+
+// part decodes one part strictly and validates it; absent is no error.
+func part[T any](p *field.Path, raw json.RawMessage, validate func(*T, *field.Path) field.ErrorList) field.ErrorList {
+	if raw == nil {
+		return nil
 	}
-	if raw, ok := parts["dns"]; ok {
-		var d DNSFault
-		if decode(child("dns"), raw, &d) {
-			errs = append(errs, d.validate(child("dns"))...)
-		}
+	var v T
+	if _, err := sigsjson.UnmarshalStrict(raw, &v, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields); err != nil {
+		return field.ErrorList{decodeError(p, raw, err)}
 	}
-	if raw, ok := parts["clock"]; ok {
-		var c ClockFault
-		if decode(child("clock"), raw, &c) {
-			errs = append(errs, c.validate(child("clock"))...)
-		}
+	return validate(&v, p)
+}
+
+// listPart is part for a list, element by element, with its index.
+func listPart[T any](p *field.Path, raw json.RawMessage, validate func(*T, *field.Path) field.ErrorList) field.ErrorList {
+	if raw == nil {
+		return nil
 	}
-	if raw, ok := parts["http"]; ok {
-		var rules []json.RawMessage
-		if json.Unmarshal(raw, &rules) != nil {
-			var none []HTTPFault
-			decode(child("http"), raw, &none)
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		var none []T
+		if _, err := sigsjson.UnmarshalStrict(raw, &none); err != nil {
+			return field.ErrorList{decodeError(p, raw, err)}
 		}
-		for i, r := range rules {
-			var rule HTTPFault
-			if decode(child("http").Index(i), r, &rule) {
-				errs = append(errs, rule.validate(child("http").Index(i))...)
-			}
-		}
+		return nil
 	}
-	if raw, ok := parts["schedule"]; ok {
-		var sc Schedule
-		if decode(child("schedule"), raw, &sc) {
-			errs = append(errs, sc.validate(child("schedule"))...)
-		}
+	var errs field.ErrorList
+	for i, item := range items {
+		errs = append(errs, part(p.Index(i), item, validate)...)
 	}
 	return errs
 }
