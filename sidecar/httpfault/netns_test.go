@@ -68,6 +68,13 @@ func TestInboundRedirectThroughTheProxyInBothFamilies(t *testing.T) {
 	t.Cleanup(func() { appLn.Close(); proxyLn.Close() })
 	go func() {
 		_ = http.Serve(appLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() {
+				// Apps that trust loopback callers must not take proxied
+				// clients for local ones.
+				http.Error(w, "called from loopback: "+r.RemoteAddr, http.StatusForbidden)
+				return
+			}
 			fmt.Fprintf(w, "app %s from %s", r.URL.Path, r.Header.Get("X-Forwarded-For"))
 		}))
 	}()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -58,16 +57,14 @@ func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
 }
 
 // ServeInbound serves connections REDIRECTed from the pod's own ports: each
-// goes on to the app on the port it was sent to, over loopback (locally
-// made connections do not pass PREROUTING, so they are not redirected
-// again). It returns when ln is closed.
+// goes on to the app at the address and port it was sent to. Not over
+// 127.0.0.1: an app that trusts loopback callers (an admin endpoint "for
+// local use only") would take every proxied client for one of its own. The
+// proxy's connection is made inside the pod, so PREROUTING never sees it
+// and it is not redirected again. It returns when ln is closed.
 func (p *Proxy) ServeInbound(ln net.Listener) error {
 	return p.serve(ln, func(od netip.AddrPort) string {
-		host := "127.0.0.1"
-		if od.Addr().Is6() && !od.Addr().Is4In6() {
-			host = "::1"
-		}
-		return net.JoinHostPort(host, strconv.Itoa(int(od.Port())))
+		return netip.AddrPortFrom(od.Addr().Unmap(), od.Port()).String()
 	})
 }
 
