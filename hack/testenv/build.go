@@ -43,3 +43,17 @@ func GoBinary(t testing.TB, pkg string) string {
 	}
 	return out
 }
+
+// GoStaticBinary builds pkg with cgo off: a static binary, as most Go
+// programs in containers are, which LD_PRELOAD never reaches.
+func GoStaticBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}

@@ -32,25 +32,30 @@ var ErrNoVDSO = errors.New("no [vdso] mapping")
 // process's memory (/proc/PID/mem): the same user and a ptrace-able
 // process, or CAP_SYS_PTRACE.
 func Read(pid int) (*Image, error) {
-	proc := "/proc/" + strconv.Itoa(pid)
-	start, end, err := mapping(proc + "/maps")
-	if err != nil {
-		return nil, err
-	}
-	mem, err := os.Open(proc + "/mem")
+	mem, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mem")
 	if err != nil {
 		return nil, fmt.Errorf("reading process %d: %w", pid, err)
 	}
 	defer mem.Close()
+	img, _, err := readImage(pid, mem)
+	return img, err
+}
+
+// readImage reads pid's vDSO through mem, its /proc/PID/mem.
+func readImage(pid int, mem *os.File) (*Image, []byte, error) {
+	start, end, err := mapping("/proc/" + strconv.Itoa(pid) + "/maps")
+	if err != nil {
+		return nil, nil, err
+	}
 	buf := make([]byte, end-start)
 	if _, err := mem.ReadAt(buf, int64(start)); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading the vDSO of process %d: %w", pid, err)
+		return nil, nil, fmt.Errorf("reading the vDSO of process %d: %w", pid, err)
 	}
 	syms, err := symbols(buf, start)
 	if err != nil {
-		return nil, fmt.Errorf("the vDSO of process %d: %w", pid, err)
+		return nil, nil, fmt.Errorf("the vDSO of process %d: %w", pid, err)
 	}
-	return &Image{Start: start, End: end, Symbols: syms}, nil
+	return &Image{Start: start, End: end, Symbols: syms}, buf, nil
 }
 
 // mapping reads the [vdso] line of a maps file.
@@ -87,6 +92,10 @@ func symbols(img []byte, base uint64) (map[string]uint64, error) {
 	f, err := elf.NewFile(bytes.NewReader(img))
 	if err != nil {
 		return nil, err
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 && f.Machine != elf.EM_AARCH64 {
+		// A 32-bit process's vDSO: the patch is x86-64 code.
+		return nil, fmt.Errorf("a %s %s vDSO, not a 64-bit one", f.Class, f.Machine)
 	}
 	var vaddr uint64
 	found := false
