@@ -64,7 +64,7 @@ type fixup struct {
 }
 
 func (a *asm) emit(bs ...byte) { a.b = append(a.b, bs...) }
-func (a *asm) label(n string)   { a.labels[n] = len(a.b) }
+func (a *asm) label(n string)  { a.labels[n] = len(a.b) }
 
 // rel8 emits op followed by a rel8 to label.
 func (a *asm) rel8(op byte, label string) {
@@ -144,12 +144,12 @@ func build(base uint64, syms map[string]uint64, prologue []byte) (*block, error)
 	a.rel32abs(cg+uint64(n), base, 0xe9)
 
 	a.align()
-	a.label("fake_cg") // int fake_cg(clockid_t edi, struct timespec *rsi)
+	a.label("fake_cg")       // int fake_cg(clockid_t edi, struct timespec *rsi)
 	a.emit(0x57, 0x56, 0x53) // push rdi; push rsi; push rbx (aligns the stack)
 	a.rel32("real_cg", 0xe8) // call real_cg
 	a.emit(0x5b, 0x5e, 0x5f) // pop rbx; pop rsi; pop rdi
 	a.emit(0x85, 0xc0)       // test eax, eax
-	a.jcc(0x75, "ret")      // jnz ret: the real call failed, say so
+	a.jcc(0x75, "ret")       // jnz ret: the real call failed, say so
 	a.emit(0x85, 0xff)       // test edi, edi (CLOCK_REALTIME)
 	a.rel8(0x74, "apply")
 	a.emit(0x83, 0xff, 0x05) // cmp edi, 5 (CLOCK_REALTIME_COARSE)
@@ -164,15 +164,15 @@ func build(base uint64, syms map[string]uint64, prologue []byte) (*block, error)
 	a.jcc(0x75, "zero")
 	a.emit(0xb9, 64, 0, 0, 0) // mov ecx, 64: tries, as the shim
 	a.label("retry")
-	a.emit(0x4d, 0x8b, 0x48, stSeq)   // mov r9, [r8+8]: seq
-	a.emit(0x4d, 0x89, 0xca)          // mov r10, r9
-	a.emit(0x41, 0x83, 0xe2, 0x01)    // and r10d, 1
-	a.emit(0x49, 0xc1, 0xe2, 0x05)    // shl r10, 5: the slot's offset
+	a.emit(0x4d, 0x8b, 0x48, stSeq)         // mov r9, [r8+8]: seq
+	a.emit(0x4d, 0x89, 0xca)                // mov r10, r9
+	a.emit(0x41, 0x83, 0xe2, 0x01)          // and r10d, 1
+	a.emit(0x49, 0xc1, 0xe2, 0x05)          // shl r10, 5: the slot's offset
 	a.emit(0x4f, 0x8d, 0x54, 0x10, stSlot0) // lea r10, [r8+r10+16]
-	a.emit(0x41, 0x8b, 0x02)          // mov eax, [r10]: enabled
-	a.emit(0x49, 0x8b, 0x7a, 0x08)    // mov rdi, [r10+8]: offset
-	a.emit(0x4d, 0x8b, 0x5a, 0x10)    // mov r11, [r10+16]: drift
-	a.emit(0x4d, 0x8b, 0x52, 0x18)    // mov r10, [r10+24]: base
+	a.emit(0x41, 0x8b, 0x02)                // mov eax, [r10]: enabled
+	a.emit(0x49, 0x8b, 0x7a, 0x08)          // mov rdi, [r10+8]: offset
+	a.emit(0x4d, 0x8b, 0x5a, 0x10)          // mov r11, [r10+16]: drift
+	a.emit(0x4d, 0x8b, 0x52, 0x18)          // mov r10, [r10+24]: base
 	// x86 keeps loads in order: seq unchanged means the slot was whole.
 	a.emit(0x4d, 0x3b, 0x48, stSeq) // cmp r9, [r8+8]
 	a.rel8(0x74, "got")
@@ -185,18 +185,18 @@ func build(base uint64, syms map[string]uint64, prologue []byte) (*block, error)
 	a.emit(0x48, 0xb8) // mov rax, maxOffset
 	a.imm64(maxOffsetNS)
 	a.emit(0x48, 0x39, 0xc7) // cmp rdi, rax
-	a.jcc(0x7f, "zero")     // jg
+	a.jcc(0x7f, "zero")      // jg
 	a.emit(0x48, 0xf7, 0xd8) // neg rax
 	a.emit(0x48, 0x39, 0xc7) // cmp rdi, rax
-	a.jcc(0x7c, "zero")     // jl
+	a.jcc(0x7c, "zero")      // jl
 	a.emit(0x49, 0x81, 0xfb) // cmp r11, maxDrift
 	a.imm32(maxDriftPPB)
 	a.jcc(0x7f, "zero")
 	a.emit(0x49, 0x81, 0xfb) // cmp r11, -maxDrift
 	a.imm32(-maxDriftPPB)
 	a.jcc(0x7c, "zero")
-	a.emit(0x48, 0x8b, 0x06)       // mov rax, [rsi]: tv_sec
-	a.emit(0x48, 0x69, 0xc0)       // imul rax, rax, 1e9
+	a.emit(0x48, 0x8b, 0x06) // mov rax, [rsi]: tv_sec
+	a.emit(0x48, 0x69, 0xc0) // imul rax, rax, 1e9
 	a.imm32(1_000_000_000)
 	a.emit(0x48, 0x03, 0x46, 0x08) // add rax, [rsi+8]: real ns
 	a.emit(0x49, 0x89, 0xc0)       // mov r8, rax
@@ -229,7 +229,7 @@ func build(base uint64, syms map[string]uint64, prologue []byte) (*block, error)
 	a.emit(0xc3)
 
 	a.align()
-	a.label("fake_gtod") // int fake_gtod(struct timeval *rdi, struct timezone *rsi)
+	a.label("fake_gtod")                 // int fake_gtod(struct timeval *rdi, struct timezone *rsi)
 	a.emit(0x56, 0x57)                   // push rsi; push rdi
 	a.emit(0x48, 0x83, 0xec, 0x18)       // sub rsp, 24
 	a.emit(0x31, 0xff)                   // xor edi, edi
@@ -260,7 +260,7 @@ func build(base uint64, syms map[string]uint64, prologue []byte) (*block, error)
 	a.emit(0xc3)
 
 	a.align()
-	a.label("fake_time") // time_t fake_time(time_t *rdi)
+	a.label("fake_time")           // time_t fake_time(time_t *rdi)
 	a.emit(0x57)                   // push rdi
 	a.emit(0x48, 0x83, 0xec, 0x10) // sub rsp, 16
 	a.emit(0x31, 0xff)             // xor edi, edi
