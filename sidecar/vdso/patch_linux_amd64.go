@@ -71,13 +71,18 @@ func patch(pid int, mem *os.File, p Params) (*Patched, error) {
 	pt := &Patched{Pid: pid, mem: mem, block: blockAddr, orig: map[uint64][]byte{}}
 	cg := img.Symbols["__vdso_clock_gettime"]
 	tail := buf[len(buf)-BlockSize:]
-	if binary.LittleEndian.Uint32(tail[stateOff:]) == stMagic && cg != 0 && buf[cg-img.Start] == 0xe9 {
-		// Inherited: the fork copied the patch. Its original bytes are
-		// the block's to keep; re-read them from where this agent put
-		// them (the trampoline holds clock_gettime's).
-		return pt, pt.adopt(img, buf)
+	ours := binary.LittleEndian.Uint32(tail[stateOff:]) == stMagic
+	if ours && cg != 0 && buf[cg-img.Start] == 0xe9 {
+		// Patched already: by the parent this process was forked from,
+		// or by an agent that died. Take it over.
+		if err := pt.adopt(img, buf); err != nil {
+			return nil, err
+		}
+		return pt, pt.update(p)
 	}
-	if !bytes.Equal(tail, make([]byte, BlockSize)) {
+	// The padding must be zeros, or a block of ours whose jumps were
+	// taken back (restored): it is written again, the same bytes.
+	if !ours && !bytes.Equal(tail, make([]byte, BlockSize)) {
 		return nil, ErrNoRoom
 	}
 	if cg == 0 {
@@ -89,6 +94,9 @@ func patch(pid int, mem *os.File, p Params) (*Patched, error) {
 		return nil, err
 	}
 	pt.seq = 2
+	if ours {
+		pt.seq = binary.LittleEndian.Uint64(tail[stSeq:]) + 2
+	}
 	writeState(blk.code, p, pt.seq)
 	// Nobody runs the block until a jump leads there: it is written while
 	// the process runs.
@@ -167,6 +175,10 @@ func held(pid int, starts []uint64, f func() error) error {
 func (pt *Patched) Update(p Params) error {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
+	return pt.update(p)
+}
+
+func (pt *Patched) update(p Params) error {
 	for range 2 {
 		pt.seq++
 		var slot [stSlotSize]byte

@@ -6,9 +6,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,4 +233,61 @@ func BenchmarkPatchedClock(b *testing.B) {
 	b.ReportMetric(untouched, "ns/call-untouched")
 	b.ReportMetric(patched, "ns/call-patched")
 	b.ReportMetric(patched/untouched, "ratio")
+}
+
+// The patcher SIGKILLed 50 times at random moments while it patches and
+// restores a process whose 8 goroutines read the clock: the process runs
+// on, every reading is real or real+5m, and a patch a dead patcher left is
+// taken over and restored by the next.
+func TestAPatcherKilledAtRandomMomentsLeavesTheProcessWhole(t *testing.T) {
+	needRoot(t)
+	p := startProbe(t, testenv.GoStaticBinary(t, "./sidecar/vdso/internal/clockprobe"))
+	patcher := testenv.GoBinary(t, "./sidecar/vdso/internal/patcher")
+	pid := p.cmd.Process.Pid
+	done := make(chan string, 1)
+	fmt.Fprintln(p.in, "threads 8 8000")
+	go func() {
+		if p.out.Scan() {
+			done <- p.out.Text()
+		}
+		close(done)
+	}()
+	kills, failures := 0, []string{}
+	for i := 0; i < 50; i++ {
+		cmd := exec.Command(patcher, fmt.Sprint(pid), "5m")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.IntN(60)+5) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err != nil && strings.Contains(err.Error(), "killed") {
+			kills++
+		} else if stderr.Len() > 0 {
+			failures = append(failures, stderr.String())
+		}
+	}
+	// Whatever the last one left, one more patch and restore (adopting a
+	// patch left in place) ends with real time.
+	if pt, err := Patch(pid, Params{Enabled: true, Offset: 5 * time.Minute, Base: time.Now()}); err != nil {
+		t.Errorf("patching after the kills: %v", err)
+	} else if err := pt.Restore(); err != nil {
+		t.Errorf("restoring after the kills: %v", err)
+	}
+	var zero, five, ten, other int
+	fmt.Sscan(<-done, &zero, &five, &ten, &other)
+	if other != 0 || ten != 0 || zero == 0 || five == 0 {
+		t.Errorf("readings: %d real, %d +5m, %d +10m, %d other; want only real and +5m", zero, five, ten, other)
+	}
+	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the process died: %v", err)
+	}
+	if d := p.skew(t); !near(d, 0) {
+		t.Errorf("after all: %s off, want real time", d)
+	}
+	if len(failures) > 0 {
+		t.Errorf("patcher errors: %v", failures)
+	}
+	t.Logf("%d SIGKILLs mid-patch: process alive, %d readings real, %d at +5m, none other; real time at the end", kills, zero, five)
 }
