@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type Options struct {
 	// ProcRoot is where the pod's processes are visible (/proc with
 	// shareProcessNamespace); empty skips the coverage report.
 	ProcRoot string
+	// ClockVDSO lets the agent patch the vDSO clock functions of the
+	// processes the shim does not reach (needs ProcRoot and ptrace).
+	ClockVDSO bool
 	// Seed varies schedule jitter between pods (the pod name).
 	Seed string
 	// NetRunner runs iptables/tc in the pod's netns; nil runs them here.
@@ -78,6 +82,7 @@ type Agent struct {
 	paused   prometheus.Gauge
 	active   *prometheus.GaugeVec
 	affected *prometheus.GaugeVec
+	methods  *prometheus.GaugeVec
 	applyDur *prometheus.HistogramVec
 	caps     *prometheus.GaugeVec
 	errs     *prometheus.CounterVec
@@ -90,6 +95,11 @@ type Agent struct {
 func New(opts Options) (*Agent, error) {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = time.Second
+		if opts.ClockVDSO {
+			// Each tick looks for new processes: one started later is
+			// patched within half a second.
+			opts.PollInterval = 500 * time.Millisecond
+		}
 	}
 	sch, err := schedule.Parse(opts.Spec.Schedule, opts.Seed)
 	if err != nil {
@@ -100,6 +110,8 @@ func New(opts Options) (*Agent, error) {
 	a.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_fault_active", Help: "1 while faults of this kind are applied."}, []string{"kind"})
 	a.affected = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_clock_affected_processes",
 		Help: "Processes the agent can see, by whether the time shim is loaded in them."}, []string{"affected"})
+	a.methods = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_clock_processes",
+		Help: "Processes the agent can see, by the method that fakes their clock: shim (LD_PRELOAD), vdso (patched vDSO) or none."}, []string{"method"})
 	a.applyDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "faultline_agent_network_change_duration_seconds",
 		Help: "Time to apply or remove the network rules.", Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, 1}}, []string{"op"})
 	a.caps = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "faultline_agent_capability",
@@ -113,7 +125,7 @@ func New(opts Options) (*Agent, error) {
 	a.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "faultline_agent_apply_errors_total",
 		Help: "Attempts to apply faults that failed (the pod runs without them meanwhile), by fault kind."}, []string{"kind"})
 	a.lastErr = map[string]string{}
-	a.reg.MustRegister(a.paused, a.active, a.affected, a.applyDur, a.caps, delayed, dropped, duplicated, a.errs, newHTTPCollector(a),
+	a.reg.MustRegister(a.paused, a.active, a.affected, a.methods, a.applyDur, a.caps, delayed, dropped, duplicated, a.errs, newHTTPCollector(a),
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.status = Status{Spec: opts.Spec, Applied: []string{}, UpdatedAt: time.Now()}
 	for _, k := range opts.Spec.Kinds() {
@@ -127,6 +139,8 @@ func New(opts Options) (*Agent, error) {
 			a.status.NotDone = append(a.status.NotDone, "clock: "+EnvTimeFile+" is not set, so there is no time shim to drive")
 		} else if a.clock, err = newClockDriver(opts.Spec, opts.TimeFile); err != nil {
 			return nil, fmt.Errorf("clock faults: %w", err)
+		} else if opts.ClockVDSO && opts.ProcRoot != "" {
+			a.clock.vdso = newVDSODriver(opts.ProcRoot)
 		}
 	}
 	return a, nil
@@ -262,7 +276,9 @@ func (a *Agent) tick(ctx context.Context, n int) {
 			applied = append(applied, "clock")
 		}
 		a.active.WithLabelValues("clock").Set(boolGauge(on && err == nil))
-		if n%10 == 0 && a.opts.ProcRoot != "" {
+		// With vDSO patching, every tick: a process started since is
+		// patched within one.
+		if a.opts.ProcRoot != "" && (n%10 == 0 || a.clock.vdso != nil) {
 			a.reportCoverage(ctx)
 		}
 	}
@@ -337,6 +353,19 @@ func (a *Agent) reportCoverage(ctx context.Context) {
 		logf.FromContext(ctx).Error(err, "listing processes for clock coverage")
 		return
 	}
+	if v := a.clock.vdso; v != nil {
+		v.scan(ctx, procs)
+		v.methods(procs)
+	} else {
+		for i := range procs {
+			if procs[i].Method = "shim"; !procs[i].Affected {
+				procs[i].Method = "none"
+				if strings.HasPrefix(procs[i].Reason, "statically linked") {
+					procs[i].Reason += "; vDSO patching is not allowed for this pod (a ChaosPolicy's limits.clockVDSO)"
+				}
+			}
+		}
+	}
 	var yes, no int
 	var missed []string
 	for _, p := range procs {
@@ -349,6 +378,13 @@ func (a *Agent) reportCoverage(ctx context.Context) {
 	}
 	a.affected.WithLabelValues("true").Set(float64(yes))
 	a.affected.WithLabelValues("false").Set(float64(no))
+	byMethod := map[string]int{"shim": 0, "vdso": 0, "none": 0}
+	for _, p := range procs {
+		byMethod[p.Method]++
+	}
+	for m, n := range byMethod {
+		a.methods.WithLabelValues(m).Set(float64(n))
+	}
 	a.mu.Lock()
 	changed := len(procs) != len(a.status.Processes)
 	a.status.Processes = procs

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/sidecar/clockfault"
+	"github.com/faultline-dev/faultline/sidecar/vdso"
 )
 
 // EnvTimeFile names the state file shared with the time shim.
@@ -74,6 +76,8 @@ type clockDriver struct {
 	drift  int64
 	on     bool
 	known  bool
+	// vdso patches what the shim does not reach, where allowed (nil: not).
+	vdso *vdsoDriver
 }
 
 func newClockDriver(spec *v1alpha1.FaultSpec, timeFile string) (*clockDriver, error) {
@@ -98,12 +102,19 @@ func (c *clockDriver) set(on bool, now time.Time) (changed bool, err error) {
 		return false, nil
 	}
 	c.on, c.known = on, true
-	return true, c.file.Write(clockfault.State{Enabled: on, Offset: c.offset, DriftPPB: c.drift, Base: now})
+	err = c.file.Write(clockfault.State{Enabled: on, Offset: c.offset, DriftPPB: c.drift, Base: now})
+	if c.vdso != nil {
+		err = errors.Join(err, c.vdso.set(on, vdso.Params{Enabled: on, Offset: c.offset, DriftPPB: c.drift, Base: now}))
+	}
+	return true, err
 }
 
 // stop restores real time for every process and releases the mapping.
 func (c *clockDriver) stop() error {
 	err := c.file.Write(clockfault.State{Enabled: false})
+	if c.vdso != nil {
+		err = errors.Join(err, c.vdso.restoreAll())
+	}
 	if cerr := c.file.Close(); err == nil {
 		err = cerr
 	}

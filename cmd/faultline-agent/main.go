@@ -98,7 +98,8 @@ func main() {
 		return
 	}
 	agent, err := sidecar.New(sidecar.Options{Spec: spec, Listen: *listen, StatusListen: *statusListen, PodInfoDir: *podInfo,
-		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv(v1alpha1.EnvPodName), Exempt: exempt})
+		TimeFile: *timeFile, ProcRoot: *procRoot, Seed: os.Getenv(v1alpha1.EnvPodName), Exempt: exempt,
+		ClockVDSO: os.Getenv(sidecar.EnvClockVDSO) == "true"})
 	if err != nil {
 		failOpen(ctx, cmd, *listen, *statusListen, err)
 		return

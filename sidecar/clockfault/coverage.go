@@ -15,6 +15,9 @@ type Process struct {
 	PID      int    `json:"pid"`
 	Comm     string `json:"comm"`
 	Affected bool   `json:"affected"`
+	// Method is what reaches it: shim (LD_PRELOAD), vdso (its vDSO
+	// clock functions patched) or none.
+	Method string `json:"method,omitempty"`
 	// Reason says why not, in words a user can act on.
 	Reason string `json:"reason,omitempty"`
 }

@@ -217,6 +217,14 @@ func (pt *Patched) Restore() error {
 	return nil
 }
 
+// Alive says whether the process is still the one patched: its memory
+// handle fails once it exits or execs (a new program, a new vDSO).
+func (pt *Patched) Alive() bool {
+	var b [1]byte
+	_, err := pt.mem.ReadAt(b[:], int64(pt.block))
+	return err == nil
+}
+
 // Close releases the process's memory handle.
 func (pt *Patched) Close() error { return pt.mem.Close() }
 
