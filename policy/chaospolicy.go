@@ -83,8 +83,34 @@ func (p *Policies) Limit(ctx context.Context, req *Request, spec *v1alpha1.Fault
 	reasons = append(reasons, Reason{Code: CodeInjected, Message: "allowed by ChaosPolicy " + strings.Join(names, ", ")})
 	// Blast radius is never cached (it is shared, changing state) and is
 	// taken last, by Reserve.
-	return Decision{Inject: true, Spec: spec, Reasons: reasons, Admitted: refs, slotsIn: matched}
+	d := Decision{Inject: true, Spec: spec, Reasons: reasons, Admitted: refs, slotsIn: matched}
+	d.ClockVDSO, d.ClockMethod = clockMethod(spec, matched)
+	return d
 }
+
+// clockMethod: the shim for dynamically linked programs always; the vDSO
+// patch for static ones when every admitting policy allows it.
+func clockMethod(spec *v1alpha1.FaultSpec, matched []*v1alpha1.ChaosPolicy) (bool, string) {
+	if !spec.HasClock() {
+		return false, ""
+	}
+	var without []string
+	for _, m := range matched {
+		if !m.Spec.Limits.ClockVDSO {
+			without = append(without, m.Name)
+		}
+	}
+	if len(without) > 0 {
+		return false, MethodShimOnly + ": ChaosPolicy " + strings.Join(without, ", ") + " does not set limits.clockVDSO, so statically linked programs (most Go binaries) keep real time"
+	}
+	return true, MethodShimAndVDSO
+}
+
+// The clock methods, as explain and the status annotation say them.
+const (
+	MethodShimOnly    = "LD_PRELOAD shim only"
+	MethodShimAndVDSO = "LD_PRELOAD shim for dynamically linked programs, vDSO patch for statically linked ones"
+)
 
 // Reserve takes the blast-radius slots of the policies that admitted d, or
 // turns d into a refusal naming the full group.

@@ -60,6 +60,11 @@ type Decision struct {
 	// Admitted are the policies that allowed the pod, recorded on it so
 	// that they keep binding it after admission (Guard).
 	Admitted []PolicyRef
+	// ClockVDSO: clock faults may also patch static programs' vDSO
+	// (every admitting policy allows it, Pod Security permits it).
+	// ClockMethod says which method the pod's programs get and why.
+	ClockVDSO   bool
+	ClockMethod string
 }
 
 // Code is the code of the deciding (last) reason.

@@ -41,6 +41,17 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 		refused.Reasons = append(d.Reasons, refused.Reasons...)
 		return refused
 	}
+	if d.ClockVDSO && req.NamespaceKnown {
+		switch level := req.NamespaceLabels[LabelPSAEnforce]; level {
+		case "baseline", "restricted":
+			d.ClockVDSO = false
+			d.ClockMethod = MethodShimOnly + ": namespace " + req.Pod.Namespace + " enforces Pod Security \"" + level + "\", which forbids the SYS_PTRACE a vDSO patch needs, so statically linked programs (most Go binaries) keep real time"
+		}
+	}
+	if d.ClockVDSO && req.Pod.Spec.ShareProcessNamespace != nil && !*req.Pod.Spec.ShareProcessNamespace {
+		d.ClockVDSO = false
+		d.ClockMethod = MethodShimOnly + ": the pod sets shareProcessNamespace: false, and the agent must see the app's processes to patch them"
+	}
 	return d
 }
 
@@ -70,7 +81,11 @@ type AdmitRequested struct {
 }
 
 func (a AdmitRequested) Limit(_ context.Context, _ *Request, spec *v1alpha1.FaultSpec) Decision {
-	return Decision{Inject: true, Spec: spec, Reasons: []Reason{{Code: CodeInjected, Message: a.Why}}}
+	d := Decision{Inject: true, Spec: spec, Reasons: []Reason{{Code: CodeInjected, Message: a.Why}}}
+	if spec.HasClock() {
+		d.ClockVDSO, d.ClockMethod = true, MethodShimAndVDSO
+	}
+	return d
 }
 
 // NoPolicy refuses everything: with no ChaosPolicy, chaos is off.

@@ -12,13 +12,14 @@ import (
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/faultline-dev/faultline/policy/api/v1alpha1"
 	"github.com/faultline-dev/faultline/sidecar/clockfault"
 	"github.com/faultline-dev/faultline/sidecar/vdso"
 )
 
 // EnvClockVDSO, set to "true" by the webhook where a policy allows it,
 // lets the agent patch the vDSO of processes the time shim does not reach.
-const EnvClockVDSO = "FAULTLINE_CLOCK_VDSO"
+const EnvClockVDSO = v1alpha1.EnvClockVDSO
 
 // vdsoDriver patches the clock functions of the pod's processes that the
 // time shim does not reach (static programs, most Go binaries), and keeps

@@ -22,12 +22,13 @@ const (
 	EnvHostIP       = v1alpha1.EnvHostIP
 	EnvTimeFile     = v1alpha1.EnvTimeFile
 	EnvLDPreload    = "LD_PRELOAD"
+	EnvClockVDSO    = v1alpha1.EnvClockVDSO
 )
 
 // InitContainer runs `faultline-agent init`: one-shot setup before the app
 // starts (rules that must exist before the first connection, the time shim
 // copied into the shared volume).
-func InitContainer(cfg Config, spec *v1alpha1.FaultSpec, probePorts []int32) corev1.Container {
+func InitContainer(cfg Config, spec *v1alpha1.FaultSpec, probePorts []int32, clock Clock) corev1.Container {
 	c := corev1.Container{
 		Name:            InitContainerName,
 		Image:           cfg.AgentImage,
@@ -35,7 +36,7 @@ func InitContainer(cfg Config, spec *v1alpha1.FaultSpec, probePorts []int32) cor
 		Args:            []string{"init"},
 		Env:             agentEnv(spec, probePorts),
 		Resources:       cfg.Resources,
-		SecurityContext: securityContext(spec),
+		SecurityContext: securityContext(spec, clock, false),
 	}
 	if spec.HasClock() {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: TimeVolumeName, MountPath: TimeDir})
@@ -45,7 +46,7 @@ func InitContainer(cfg Config, spec *v1alpha1.FaultSpec, probePorts []int32) cor
 
 // AgentContainer runs `faultline-agent run`, the loop that applies faults on
 // schedule, obeys the pause annotation and cleans up on exit.
-func AgentContainer(cfg Config, spec *v1alpha1.FaultSpec, probePorts []int32) corev1.Container {
+func AgentContainer(cfg Config, spec *v1alpha1.FaultSpec, probePorts []int32, clock Clock) corev1.Container {
 	c := corev1.Container{
 		Name:            AgentContainerName,
 		Image:           cfg.AgentImage,
@@ -58,8 +59,11 @@ func AgentContainer(cfg Config, spec *v1alpha1.FaultSpec, probePorts []int32) co
 		),
 		Ports:           []corev1.ContainerPort{{Name: "faultline-http", ContainerPort: cfg.AgentPort, Protocol: corev1.ProtocolTCP}},
 		Resources:       cfg.Resources,
-		SecurityContext: securityContext(spec),
+		SecurityContext: securityContext(spec, clock, true),
 		VolumeMounts:    []corev1.VolumeMount{{Name: PodInfoVolumeName, MountPath: PodInfoDir, ReadOnly: true}},
+	}
+	if clock.VDSO && spec.HasClock() {
+		c.Env = append(c.Env, corev1.EnvVar{Name: EnvClockVDSO, Value: "true"})
 	}
 	if spec.HasClock() {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: TimeVolumeName, MountPath: TimeDir})
@@ -95,9 +99,11 @@ func fieldRef(path string) *corev1.EnvVarSource {
 
 // securityContext grants NET_ADMIN and NET_RAW only for network faults (the
 // agent programs iptables and tc as uid 0 in the pod's netns, like Istio's
-// init container); clock-only chaos runs as non-root with no capabilities and
-// so passes the restricted Pod Security profile.
-func securityContext(spec *v1alpha1.FaultSpec) *corev1.SecurityContext {
+// init container), SYS_PTRACE only to the running agent that patches vDSOs
+// (as uid 0, with init as uid 0 too: they share the state file); clock-only
+// chaos otherwise runs as non-root with no capabilities and so passes the
+// restricted Pod Security profile.
+func securityContext(spec *v1alpha1.FaultSpec, clock Clock, agent bool) *corev1.SecurityContext {
 	sc := &corev1.SecurityContext{
 		AllowPrivilegeEscalation: ptr.To(false),
 		Privileged:               ptr.To(false),
@@ -105,8 +111,14 @@ func securityContext(spec *v1alpha1.FaultSpec) *corev1.SecurityContext {
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
+	vdso := clock.VDSO && spec.HasClock()
 	if spec.HasNetwork() {
 		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN", "NET_RAW"}
+	}
+	if vdso && agent {
+		sc.Capabilities.Add = append(sc.Capabilities.Add, "SYS_PTRACE")
+	}
+	if spec.HasNetwork() || vdso {
 		sc.RunAsUser = ptr.To[int64](0)
 		sc.RunAsGroup = ptr.To[int64](0)
 		sc.RunAsNonRoot = ptr.To(false)

@@ -106,7 +106,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 
 	// Build the patch.
-	patch, conflict := h.Injector.BuildPatch(&pod.ObjectMeta, &pod.Spec, "", decision.Spec)
+	patch, conflict := h.Injector.BuildPatch(&pod.ObjectMeta, &pod.Spec, "", decision.Spec, Clock{VDSO: decision.ClockVDSO, Method: decision.ClockMethod})
 	if conflict != nil {
 		decision.Inject = false
 		decision.Reasons = append(decision.Reasons, *conflict)

@@ -26,8 +26,19 @@ type Status struct {
 	Faults         []string `json:"faults"`
 	Sidecar        string   `json:"sidecar"`
 	InitContainers []string `json:"initContainers"`
+	// ClockMethod says how clock faults reach the pod's programs and why.
+	ClockMethod string `json:"clockMethod,omitempty"`
 	Containers     []string `json:"containers,omitempty"`
 	Volumes        []string `json:"volumes"`
+}
+
+// Clock is how clock faults reach the pod's programs (policy.Decision's
+// ClockVDSO and ClockMethod).
+type Clock struct {
+	// VDSO: the agent patches static programs' vDSO (SYS_PTRACE,
+	// shareProcessNamespace) besides the shim.
+	VDSO   bool
+	Method string
 }
 
 // Patch is the result of building an injection.
@@ -100,7 +111,7 @@ func (in *Injector) Config() Config { return in.cfg }
 // into a pod. prefix locates the pod template in the object being patched:
 // "" for a Pod, "/spec/template" for a Deployment, and so on. A conflict with
 // what the pod already has is returned as a reason, never papered over.
-func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, prefix string, spec *v1alpha1.FaultSpec) (*Patch, *policy.Reason) {
+func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, prefix string, spec *v1alpha1.FaultSpec, clock Clock) (*Patch, *policy.Reason) {
 	cfg, problems := in.cfg.forWorkload(meta.Annotations)
 	if problems != nil {
 		return nil, overrideReason(problems)
@@ -108,7 +119,7 @@ func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, pre
 	if r := conflicts(pod, cfg); r != nil {
 		return nil, r
 	}
-	r, err := in.render(cfg, spec, ProbePorts(pod))
+	r, err := in.render(cfg, spec, ProbePorts(pod), clock)
 	if err != nil {
 		return nil, &policy.Reason{Code: CodeConflict, Message: "encoding the injected containers: " + err.Error(), Notify: true}
 	}
@@ -143,6 +154,10 @@ func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, pre
 	if r.agent != nil {
 		add("/spec/containers/-", r.agent)
 	}
+	// The agent must see the app's processes to patch their vDSO.
+	if clock.VDSO && spec.HasClock() && pod.ShareProcessNamespace == nil {
+		add("/spec/shareProcessNamespace", true)
+	}
 
 	if spec.HasClock() {
 		for i := range pod.Containers {
@@ -154,12 +169,12 @@ func (in *Injector) BuildPatch(meta *metav1.ObjectMeta, pod *corev1.PodSpec, pre
 
 // render builds what is injected for cfg (the injector's, with the
 // workload's overrides) and spec, cached by everything it depends on.
-func (in *Injector) render(cfg Config, spec *v1alpha1.FaultSpec, probes []int32) (*rendered, error) {
+func (in *Injector) render(cfg Config, spec *v1alpha1.FaultSpec, probes []int32, clock Clock) (*rendered, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
-	key := string(specJSON) + "|" + fmt.Sprint(probes) + "|" + cfg.AgentImage + "|" + cfg.Resources.String()
+	key := string(specJSON) + "|" + fmt.Sprint(probes) + "|" + cfg.AgentImage + "|" + cfg.Resources.String() + "|" + fmt.Sprint(clock)
 	if r, ok := in.cache.Get(key); ok {
 		return r, nil
 	}
@@ -167,7 +182,7 @@ func (in *Injector) render(cfg Config, spec *v1alpha1.FaultSpec, probes []int32)
 	if spec.HasClock() {
 		volumes = append(volumes, TimeVolume())
 	}
-	status := Status{Version: cfg.Version, Faults: spec.Kinds(), Sidecar: string(cfg.SidecarMode)}
+	status := Status{Version: cfg.Version, Faults: spec.Kinds(), Sidecar: string(cfg.SidecarMode), ClockMethod: clock.Method}
 	r := &rendered{}
 	for _, v := range volumes {
 		status.Volumes = append(status.Volumes, v.Name)
@@ -177,8 +192,8 @@ func (in *Injector) render(cfg Config, spec *v1alpha1.FaultSpec, probes []int32)
 		}
 		r.volumes = append(r.volumes, js)
 	}
-	inits := []corev1.Container{InitContainer(cfg, spec, probes)}
-	agent := AgentContainer(cfg, spec, probes)
+	inits := []corev1.Container{InitContainer(cfg, spec, probes, clock)}
+	agent := AgentContainer(cfg, spec, probes, clock)
 	if cfg.SidecarMode == SidecarNative {
 		inits = append(inits, agent)
 	} else {

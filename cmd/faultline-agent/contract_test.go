@@ -28,7 +28,7 @@ func TestTheAgentReadsWhatTheWebhookRenders(t *testing.T) {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app",
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intOrString(8080)}}}}}}}
 	cfg := webhook.DefaultConfig()
-	patch, conflict := webhook.NewInjector(cfg).BuildPatch(&pod.ObjectMeta, &pod.Spec, "", spec)
+	patch, conflict := webhook.NewInjector(cfg).BuildPatch(&pod.ObjectMeta, &pod.Spec, "", spec, webhook.Clock{})
 	if conflict != nil {
 		t.Fatal(conflict)
 	}

@@ -112,6 +112,9 @@ func report(w io.Writer, outcomes []kubeinject.Outcome, output string) error {
 	for _, oc := range outcomes {
 		if oc.Injected {
 			fmt.Fprintf(w, "%s: injected %v\n", oc.Object.ID(), oc.Decision.Spec.Kinds())
+			if oc.Decision.ClockMethod != "" {
+				fmt.Fprintf(w, "%s: clock: %s\n", oc.Object.ID(), oc.Decision.ClockMethod)
+			}
 			for _, warning := range oc.Warnings {
 				fmt.Fprintf(w, "%s: %s\n", oc.Object.ID(), warning)
 			}
@@ -127,8 +130,10 @@ type explained struct {
 	Object   string   `json:"object"`
 	Injected bool     `json:"injected"`
 	Faults   []string `json:"faults,omitempty"`
-	Reasons  []reason `json:"reasons"`
-	Warnings []string `json:"warnings,omitempty"`
+	// ClockMethod: how clock faults reach the programs, and why.
+	ClockMethod string   `json:"clockMethod,omitempty"`
+	Reasons     []reason `json:"reasons"`
+	Warnings    []string `json:"warnings,omitempty"`
 }
 
 type reason struct {
@@ -142,7 +147,7 @@ func writeExplained(w io.Writer, outcomes []kubeinject.Outcome, format string) e
 	for _, oc := range outcomes {
 		e := explained{Object: oc.Object.ID(), Injected: oc.Injected, Warnings: oc.Warnings, Reasons: []reason{}}
 		if oc.Injected && oc.Decision.Spec != nil {
-			e.Faults = oc.Decision.Spec.Kinds()
+			e.Faults, e.ClockMethod = oc.Decision.Spec.Kinds(), oc.Decision.ClockMethod
 		}
 		for _, r := range oc.Decision.Reasons {
 			e.Reasons = append(e.Reasons, reason{Code: string(r.Code), Policy: r.Policy, Message: r.Message})

@@ -141,7 +141,7 @@ func injectOne(ctx context.Context, engine *policy.Engine, injector *webhook.Inj
 	if !d.Inject {
 		return oc, o.JSON, nil
 	}
-	p, conflict := injector.BuildPatch(&tmpl.ObjectMeta, &tmpl.Spec, o.Prefix, d.Spec)
+	p, conflict := injector.BuildPatch(&tmpl.ObjectMeta, &tmpl.Spec, o.Prefix, d.Spec, webhook.Clock{VDSO: d.ClockVDSO, Method: d.ClockMethod})
 	if conflict != nil {
 		oc.Decision.Inject = false
 		oc.Decision.Reasons = append(oc.Decision.Reasons, *conflict)

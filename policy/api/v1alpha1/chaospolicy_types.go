@@ -52,6 +52,13 @@ type Limits struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[0-9.]+ppm$`
 	MaxClockDrift string `json:"maxClockDrift,omitempty"`
+	// ClockVDSO lets clock faults reach statically linked programs (most
+	// Go binaries), which the LD_PRELOAD shim cannot, by patching their
+	// vDSO clock functions: the pod gets shareProcessNamespace and the
+	// agent CAP_SYS_PTRACE (refused where Pod Security is baseline or
+	// restricted). Every policy that selects the pod must allow it.
+	// +optional
+	ClockVDSO bool `json:"clockVDSO,omitempty"`
 	// HTTP allows HTTP and gRPC faults within these bounds; absent allows
 	// none.
 	// +optional

@@ -72,7 +72,10 @@ const (
 	EnvProbePorts = "FAULTLINE_PROBE_PORTS"
 	EnvHostIP     = "FAULTLINE_HOST_IP"
 	// EnvTimeFile is the time shim's state file (app containers and agent).
-	EnvTimeFile = "FAULTLINE_TIME_FILE"
+	// EnvClockVDSO ("true") lets the agent patch the vDSO clock functions
+	// of the processes the time shim does not reach (a policy allowed it).
+	EnvClockVDSO = "FAULTLINE_CLOCK_VDSO"
+	EnvTimeFile  = "FAULTLINE_TIME_FILE"
 	// EnvPodInfoDir is the downward-API directory holding the pod's
 	// annotations (the pause), EnvPodName and EnvPodNamespace the pod's.
 	EnvPodInfoDir   = "FAULTLINE_PODINFO_DIR"
