@@ -27,9 +27,9 @@ type Status struct {
 	Sidecar        string   `json:"sidecar"`
 	InitContainers []string `json:"initContainers"`
 	// ClockMethod says how clock faults reach the pod's programs and why.
-	ClockMethod string `json:"clockMethod,omitempty"`
-	Containers     []string `json:"containers,omitempty"`
-	Volumes        []string `json:"volumes"`
+	ClockMethod string   `json:"clockMethod,omitempty"`
+	Containers  []string `json:"containers,omitempty"`
+	Volumes     []string `json:"volumes"`
 }
 
 // Clock is how clock faults reach the pod's programs (policy.Decision's
