@@ -39,8 +39,22 @@ func TestScenario18StaticGoClockThroughTheVDSO(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), pol) })
-	createPod(t, ctx, "clocks", "go-clock", "clock: {offset: +5m}", true, nil)
-	pod := running(t, ctx, "clocks", "go-clock")
+	// The webhook's informer sees the new policy within moments: until it
+	// does, a pod is admitted without chaos (no policy, no chaos).
+	var pod *corev1.Pod
+	for i := 0; pod == nil; i++ {
+		name := fmt.Sprintf("go-clock-%d", i)
+		p := createPod(t, ctx, "clocks", name, "clock: {offset: +5m}", true, nil)
+		if _, ok := p.Annotations[v1alpha1.AnnotationStatus]; ok {
+			pod = running(t, ctx, "clocks", name)
+			break
+		}
+		_ = k8s.Delete(ctx, p)
+		if i == 20 {
+			t.Fatal("the webhook never injected a pod under the new policy")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	// The app is the static Go echo server: net/http stamps each answer
 	// with its time.Now, in whole seconds.
 	skew := func() (float64, error) {
@@ -58,11 +72,18 @@ func TestScenario18StaticGoClockThroughTheVDSO(t *testing.T) {
 	}
 	var off float64
 	start := time.Now()
-	waitFor(t, ctx, 30*time.Second, "the app's clock to be ahead", func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		var err error
-		off, err = skew()
-		return err == nil && math.Abs(off-300) <= 1
-	})
+		if off, err = skew(); err == nil && math.Abs(off-300) <= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := agentStatus(t, ctx, pod)
+			t.Fatalf("the app's clock is %+.0f s off after 30 s (%v); agent /status %s\nagent log:\n%s", off, err, st, containerLog(t, ctx, "clocks", pod.Name, "faultline-agent"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	took := time.Since(start)
 	metrics, _ := agentGet(pod.Status.PodIP, "/metrics")
 	status := pod.Annotations[v1alpha1.AnnotationStatus]

@@ -5,13 +5,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Params is the clock fault, as the time shim's state holds it:
@@ -28,12 +30,13 @@ type Params struct {
 var ErrNoRoom = errors.New("no free room at the end of the vDSO")
 
 // Patched is one process whose vDSO clock functions jump to the fakes.
+// Every write happens with the process's threads held, through ptrace
+// (PTRACE_POKEDATA writes the vDSO's read-only pages as a debugger does),
+// after checking that the block at that address is still this package's:
+// a process that exec'd or exited, and whatever got its pid, is never
+// written.
 type Patched struct {
-	Pid int
-	// mem is the process's memory, bound to the process it was opened
-	// for: after an exec or an exit, writes fail rather than reach
-	// another program (or another process that got the pid).
-	mem   *os.File
+	Pid   int
 	block uint64
 	// orig are the bytes the jumps replaced, by address.
 	orig map[uint64][]byte
@@ -43,24 +46,11 @@ type Patched struct {
 
 // Patch makes pid's vDSO clock functions apply p, and later changes given
 // to Update, until Restore. The process keeps running but for a moment
-// while its threads are held for the jumps to be written (no thread is
-// ever moved or made to run anything). A process already patched (a child
-// forked from a patched one) is taken over as it is.
+// while its threads are held for the writes (no thread is ever moved or
+// made to run anything). A process already patched (a child forked from a
+// patched one, or one a dead agent patched) is taken over as it is.
 func Patch(pid int, p Params) (*Patched, error) {
-	mem, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/mem", os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening process %d: %w", pid, err)
-	}
-	pt, err := patch(pid, mem, p)
-	if err != nil {
-		mem.Close()
-		return nil, err
-	}
-	return pt, nil
-}
-
-func patch(pid int, mem *os.File, p Params) (*Patched, error) {
-	img, buf, err := readImage(pid, mem)
+	img, buf, err := readImage(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -68,17 +58,15 @@ func patch(pid int, mem *os.File, p Params) (*Patched, error) {
 		return nil, ErrNoRoom
 	}
 	blockAddr := img.End - BlockSize
-	pt := &Patched{Pid: pid, mem: mem, block: blockAddr, orig: map[uint64][]byte{}}
+	pt := &Patched{Pid: pid, block: blockAddr, orig: map[uint64][]byte{}}
 	cg := img.Symbols["__vdso_clock_gettime"]
 	tail := buf[len(buf)-BlockSize:]
 	ours := binary.LittleEndian.Uint32(tail[stateOff:]) == stMagic
 	if ours && cg != 0 && buf[cg-img.Start] == 0xe9 {
-		// Patched already: by the parent this process was forked from,
-		// or by an agent that died. Take it over.
 		if err := pt.adopt(img, buf); err != nil {
 			return nil, err
 		}
-		return pt, pt.update(p)
+		return pt, pt.Update(p)
 	}
 	// The padding must be zeros, or a block of ours whose jumps were
 	// taken back (restored): it is written again, the same bytes.
@@ -98,18 +86,22 @@ func patch(pid int, mem *os.File, p Params) (*Patched, error) {
 		pt.seq = binary.LittleEndian.Uint64(tail[stSeq:]) + 2
 	}
 	writeState(blk.code, p, pt.seq)
-	// Nobody runs the block until a jump leads there: it is written while
-	// the process runs.
-	if _, err := mem.WriteAt(blk.code, int64(blockAddr)); err != nil {
-		return nil, fmt.Errorf("writing the patch into process %d: %w", pid, err)
-	}
 	for fn := range blk.entries {
 		o := fn - img.Start
 		pt.orig[fn] = slices.Clone(buf[o : o+jumpLen])
 	}
-	err = held(pid, slices.Collect(maps.Keys(blk.entries)), func() error {
+	err = held(pid, slices.Collect(maps.Keys(blk.entries)), func(tid int) error {
+		// The vDSO must be the one read: not replaced by an exec since.
+		var now [BlockSize]byte
+		if err := peek(pid, blockAddr, now[:]); err != nil || !bytes.Equal(now[:], tail) {
+			return errors.New("the process changed while being patched")
+		}
+		// The block first: no jump leads there before it is whole.
+		if err := poke(tid, blockAddr, blk.code); err != nil {
+			return err
+		}
 		for fn, fake := range blk.entries {
-			if _, err := mem.WriteAt(jump(fn, fake), int64(fn)); err != nil {
+			if err := poke(tid, fn, jump(fn, fake)); err != nil {
 				return err
 			}
 		}
@@ -126,12 +118,7 @@ func patch(pid int, mem *os.File, p Params) (*Patched, error) {
 // the agent's own vDSO's at the same offsets: one kernel, one image
 // (checked: the rest of the function must be the same).
 func (pt *Patched) adopt(img *Image, buf []byte) error {
-	self, err := os.Open("/proc/self/mem")
-	if err != nil {
-		return err
-	}
-	defer self.Close()
-	own, ownBuf, err := readImage(os.Getpid(), self)
+	own, ownBuf, err := readImage(os.Getpid())
 	if err != nil {
 		return err
 	}
@@ -146,17 +133,13 @@ func (pt *Patched) adopt(img *Image, buf []byte) error {
 		}
 		pt.orig[fn] = slices.Clone(ownBuf[o : o+jumpLen])
 	}
-	var seq [8]byte
-	if _, err := pt.mem.ReadAt(seq[:], int64(pt.block+stSeq)); err != nil {
-		return err
-	}
-	pt.seq = binary.LittleEndian.Uint64(seq[:])
+	pt.seq = binary.LittleEndian.Uint64(buf[len(buf)-BlockSize+stSeq:])
 	return nil
 }
 
 // held runs f while every thread of pid is held and none is inside the
-// first bytes of the functions at starts.
-func held(pid int, starts []uint64, f func() error) error {
+// first bytes of the functions at starts; f writes through tid.
+func held(pid int, starts []uint64, f func(tid int) error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	s, err := stop(pid)
@@ -167,7 +150,22 @@ func held(pid int, starts []uint64, f func() error) error {
 	if err := s.stepOut(starts); err != nil {
 		return err
 	}
-	return f()
+	return f(s.tids[0])
+}
+
+// poke writes b at addr in the (held) process of tid.
+func poke(tid int, addr uint64, b []byte) error {
+	n, err := unix.PtracePokeData(tid, uintptr(addr), b)
+	if err == nil && n != len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// ours says whether the block at pt.block is still this package's.
+func (pt *Patched) ours() bool {
+	var m [4]byte
+	return peek(pt.Pid, pt.block, m[:]) == nil && binary.LittleEndian.Uint32(m[:]) == stMagic
 }
 
 // Update publishes p to the patched process, as the time shim's writer
@@ -175,36 +173,44 @@ func held(pid int, starts []uint64, f func() error) error {
 func (pt *Patched) Update(p Params) error {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
-	return pt.update(p)
-}
-
-func (pt *Patched) update(p Params) error {
-	for range 2 {
-		pt.seq++
-		var slot [stSlotSize]byte
-		putSlot(slot[:], p)
-		i := 1 - pt.seq&1
-		if _, err := pt.mem.WriteAt(binary.LittleEndian.AppendUint64(nil, pt.seq), int64(pt.block+stSeq)); err != nil {
-			return fmt.Errorf("process %d: %w", pt.Pid, err)
+	err := held(pt.Pid, nil, func(tid int) error {
+		if !pt.ours() {
+			return errors.New("no longer the patched program")
 		}
-		if _, err := pt.mem.WriteAt(slot[:], int64(pt.block+stSlot0+i*stSlotSize)); err != nil {
-			return fmt.Errorf("process %d: %w", pt.Pid, err)
+		for range 2 {
+			pt.seq++
+			var slot [stSlotSize]byte
+			putSlot(slot[:], p)
+			i := 1 - pt.seq&1
+			if err := poke(tid, pt.block+stSeq, binary.LittleEndian.AppendUint64(nil, pt.seq)); err != nil {
+				return err
+			}
+			if err := poke(tid, pt.block+stSlot0+i*stSlotSize, slot[:]); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("process %d: %w", pt.Pid, err)
 	}
 	return nil
 }
 
 // Restore writes the functions' first bytes back; the block stays, unused
-// (a thread may still be inside it). Close releases the process.
+// (a thread may still be inside it).
 func (pt *Patched) Restore() error {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	if len(pt.orig) == 0 {
 		return nil
 	}
-	err := held(pt.Pid, nil, func() error {
+	err := held(pt.Pid, nil, func(tid int) error {
+		if !pt.ours() {
+			return errors.New("no longer the patched program")
+		}
 		for fn, b := range pt.orig {
-			if _, err := pt.mem.WriteAt(b, int64(fn)); err != nil {
+			if err := poke(tid, fn, b); err != nil {
 				return err
 			}
 		}
@@ -217,16 +223,13 @@ func (pt *Patched) Restore() error {
 	return nil
 }
 
-// Alive says whether the process is still the one patched: its memory
-// handle fails once it exits or execs (a new program, a new vDSO).
-func (pt *Patched) Alive() bool {
-	var b [1]byte
-	_, err := pt.mem.ReadAt(b[:], int64(pt.block))
-	return err == nil
-}
+// Alive says whether the process is still the one patched: after an exec
+// (a new program, a new vDSO) or an exit it is not.
+func (pt *Patched) Alive() bool { return pt.ours() }
 
-// Close releases the process's memory handle.
-func (pt *Patched) Close() error { return pt.mem.Close() }
+// Close releases what Patched holds (nothing: kept for callers that pair
+// it with Patch).
+func (pt *Patched) Close() error { return nil }
 
 func writeState(block []byte, p Params, seq uint64) {
 	binary.LittleEndian.PutUint32(block[stateOff:], stMagic)

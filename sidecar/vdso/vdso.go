@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Clock functions a vDSO may export (x86-64 and arm64 names).
@@ -24,6 +26,19 @@ type Image struct {
 	Symbols map[string]uint64
 }
 
+// peek reads another process's memory with process_vm_readv, which asks
+// for ptrace rights (CAP_SYS_PTRACE, or the same user) but not for the
+// file permissions of /proc/PID/mem, which an agent without
+// CAP_DAC_OVERRIDE lacks for a process of another user.
+func peek(pid int, addr uint64, buf []byte) error {
+	n, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}},
+		[]unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}, 0)
+	if err == nil && n != len(buf) {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
 // ErrNoVDSO: the process has no vDSO mapping (it exited, or the kernel
 // was told not to map one).
 var ErrNoVDSO = errors.New("no [vdso] mapping")
@@ -32,23 +47,18 @@ var ErrNoVDSO = errors.New("no [vdso] mapping")
 // process's memory (/proc/PID/mem): the same user and a ptrace-able
 // process, or CAP_SYS_PTRACE.
 func Read(pid int) (*Image, error) {
-	mem, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mem")
-	if err != nil {
-		return nil, fmt.Errorf("reading process %d: %w", pid, err)
-	}
-	defer mem.Close()
-	img, _, err := readImage(pid, mem)
+	img, _, err := readImage(pid)
 	return img, err
 }
 
-// readImage reads pid's vDSO through mem, its /proc/PID/mem.
-func readImage(pid int, mem *os.File) (*Image, []byte, error) {
+// readImage reads pid's vDSO.
+func readImage(pid int) (*Image, []byte, error) {
 	start, end, err := mapping("/proc/" + strconv.Itoa(pid) + "/maps")
 	if err != nil {
 		return nil, nil, err
 	}
 	buf := make([]byte, end-start)
-	if _, err := mem.ReadAt(buf, int64(start)); err != nil && !errors.Is(err, io.EOF) {
+	if err := peek(pid, start, buf); err != nil {
 		return nil, nil, fmt.Errorf("reading the vDSO of process %d: %w", pid, err)
 	}
 	syms, err := symbols(buf, start)
