@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -290,4 +291,72 @@ func TestAPatcherKilledAtRandomMomentsLeavesTheProcessWhole(t *testing.T) {
 		t.Errorf("patcher errors: %v", failures)
 	}
 	t.Logf("%d SIGKILLs mid-patch: process alive, %d readings real, %d at +5m, none other; real time at the end", kills, zero, five)
+}
+
+// A static C program (glibc, gcc -static): clock_gettime, gettimeofday and
+// time all shifted; a child it forks after the patch inherits it, and the
+// patch is taken over (adopted) and restored in the child too.
+func TestPatchAStaticCProgramAndItsForkedChild(t *testing.T) {
+	needRoot(t)
+	bin := filepath.Join(t.TempDir(), "cprobe")
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", bin, "testdata/cprobe.c").CombinedOutput(); err != nil {
+		t.Fatalf("gcc -static (hack/deps.sh installs gcc and libc6-dev): %v\n%s", err, out)
+	}
+	p := startProbe(t, bin)
+	read := func(s string) (ct, gtod, tm, raw int64) {
+		fmt.Sscan(s, &ct, &gtod, &tm, &raw)
+		return
+	}
+	pt, err := Patch(p.cmd.Process.Pid, Params{Enabled: true, Offset: 5 * time.Minute, Base: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, gtod, tm, raw := read(p.ask(t, "now"))
+	five := int64(5 * time.Minute)
+	if d := ct - raw; d < five-int64(time.Millisecond) || d > five+int64(time.Millisecond) {
+		t.Errorf("clock_gettime %s off, want +5m", time.Duration(d))
+	}
+	if d := gtod - raw; d < five-int64(time.Millisecond) || d > five+int64(time.Millisecond) {
+		t.Errorf("gettimeofday %s off, want +5m", time.Duration(d))
+	}
+	if d := tm - raw; d < five-int64(time.Second) || d > five+int64(time.Millisecond) {
+		t.Errorf("time %s off, want +5m (whole seconds)", time.Duration(d))
+	}
+	file := filepath.Join(t.TempDir(), "child")
+	var child int
+	fmt.Sscan(p.ask(t, "fork "+file), &child)
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	childSkew := func() time.Duration {
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(30 * time.Millisecond) {
+			b, err := os.ReadFile(file)
+			// The child rewrites the file every 20 ms: a read may catch it
+			// empty.
+			if err == nil && strings.Count(string(b), " ") == 3 {
+				c, _, _, r := read(string(b))
+				return time.Duration(c - r)
+			}
+		}
+		t.Fatal("the child wrote nothing")
+		return 0
+	}
+	if d := childSkew(); !near(d, 5*time.Minute) {
+		t.Errorf("forked child: %s off, want the inherited +5m", d)
+	}
+	cpt, err := Patch(child, Params{Enabled: true, Offset: 5 * time.Minute, Base: time.Now()})
+	if err != nil {
+		t.Fatalf("taking over the child's inherited patch: %v", err)
+	}
+	if err := cpt.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if d := childSkew(); !near(d, 0) {
+		t.Errorf("child restored: %s off, want real time", d)
+	}
+	if err := pt.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if ct, _, _, raw := read(p.ask(t, "now")); !near(time.Duration(ct-raw), 0) {
+		t.Errorf("restored: %s off", time.Duration(ct-raw))
+	}
 }
