@@ -4,16 +4,20 @@ package vdso
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/faultline-dev/faultline/hack/testenv"
 )
@@ -358,5 +362,36 @@ func TestPatchAStaticCProgramAndItsForkedChild(t *testing.T) {
 	}
 	if ct, _, _, raw := read(p.ask(t, "now")); !near(time.Duration(ct-raw), 0) {
 		t.Errorf("restored: %s off", time.Duration(ct-raw))
+	}
+}
+
+// A process someone already traces (a debugger, strace) is left alone,
+// and says so.
+func TestATracedProcessIsLeftAlone(t *testing.T) {
+	needRoot(t)
+	p := startProbe(t, testenv.GoStaticBinary(t, "./sidecar/vdso/internal/clockprobe"))
+	pid := p.cmd.Process.Pid
+	attached, release := make(chan error), make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // the tracer is this thread until it lets go
+		err := unix.PtraceSeize(pid)
+		attached <- err
+		<-release
+		if err == nil {
+			_ = unix.PtraceDetach(pid)
+		}
+		attached <- nil
+	}()
+	if err := <-attached; err != nil {
+		t.Fatal(err)
+	}
+	_, err := Patch(pid, Params{Enabled: true, Offset: 5 * time.Minute, Base: time.Now()})
+	close(release)
+	<-attached
+	if !errors.Is(err, ErrTraced) {
+		t.Errorf("patching a traced process: %v, want ErrTraced", err)
+	}
+	if d := p.skew(t); !near(d, 0) {
+		t.Errorf("the traced process is %s off, want untouched", d)
 	}
 }
