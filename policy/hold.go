@@ -115,6 +115,12 @@ func Hold(ctx context.Context, r Running, safety Safety) (Holding, error) {
 			}
 			h.Stops = append(h.Stops, pr.String())
 		}
+		// The vDSO patch was allowed by every policy at admission; one
+		// that no longer allows it stops it (pausing restores the vDSO).
+		if spec.HasClock() && !pol.Spec.Limits.ClockVDSO && pol.Spec.Mode != v1alpha1.ModeAudit &&
+			strings.Contains(pod.Annotations[v1alpha1.AnnotationStatus], MethodShimAndVDSO) {
+			h.Stops = append(h.Stops, "policy "+pol.Name+": clock faults patch static programs' vDSO, which limits.clockVDSO no longer allows")
+		}
 	}
 	return h, nil
 }
