@@ -41,12 +41,9 @@ func (e *Engine) Decide(ctx context.Context, req *Request) Decision {
 		refused.Reasons = append(d.Reasons, refused.Reasons...)
 		return refused
 	}
-	if d.ClockVDSO && req.NamespaceKnown {
-		switch level := req.NamespaceLabels[LabelPSAEnforce]; level {
-		case "baseline", "restricted":
-			d.ClockVDSO = false
-			d.ClockMethod = MethodShimOnly + ": namespace " + req.Pod.Namespace + " enforces Pod Security \"" + level + "\", which forbids the SYS_PTRACE a vDSO patch needs, so statically linked programs (most Go binaries) keep real time"
-		}
+	if level, forbids := forbidsCapabilities(req); d.ClockVDSO && forbids {
+		d.ClockVDSO = false
+		d.ClockMethod = MethodShimOnly + ": namespace " + req.Pod.Namespace + " enforces Pod Security \"" + level + "\", which forbids the SYS_PTRACE a vDSO patch needs, so statically linked programs (most Go binaries) keep real time"
 	}
 	if d.ClockVDSO && req.Pod.Spec.ShareProcessNamespace != nil && !*req.Pod.Spec.ShareProcessNamespace {
 		d.ClockVDSO = false

@@ -17,13 +17,19 @@ func podSecurity(req *Request, spec *v1alpha1.FaultSpec) (Decision, bool) {
 	if !spec.HasNetwork() {
 		return Decision{}, false
 	}
-	if !req.NamespaceKnown {
-		return Decision{}, false
-	}
-	switch level := req.NamespaceLabels[LabelPSAEnforce]; level {
-	case "baseline", "restricted":
+	if level, forbids := forbidsCapabilities(req); forbids {
 		return Skip(CodePodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q, which forbids the NET_ADMIN capability network faults need; clock faults alone would be allowed",
 			req.Pod.Namespace, level), true), true
 	}
 	return Decision{}, false
+}
+
+// forbidsCapabilities says whether the pod's namespace enforces a Pod
+// Security level that forbids adding capabilities (NET_ADMIN, SYS_PTRACE).
+func forbidsCapabilities(req *Request) (level string, forbids bool) {
+	if !req.NamespaceKnown {
+		return "", false
+	}
+	level = req.NamespaceLabels[LabelPSAEnforce]
+	return level, level == "baseline" || level == "restricted"
 }

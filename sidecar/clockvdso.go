@@ -60,7 +60,6 @@ func (v *vdsoDriver) set(on bool, p vdso.Params) error {
 	for pid, pt := range v.patched {
 		if err := pt.Update(p); err != nil {
 			errs = append(errs, err)
-			pt.Close()
 			delete(v.patched, pid) // exited or exec'd: the next scan sees it again
 		}
 	}
@@ -94,7 +93,6 @@ func (v *vdsoDriver) scan(ctx context.Context, procs []clockfault.Process) {
 	}
 	for pid, pt := range v.patched {
 		if !live[pid] || !pt.Alive() {
-			pt.Close()
 			delete(v.patched, pid)
 		}
 	}
@@ -129,7 +127,6 @@ func (v *vdsoDriver) restoreAll() error {
 		if err := pt.Restore(); err != nil && pt.Alive() {
 			errs = append(errs, err)
 		}
-		pt.Close()
 		delete(v.patched, pid)
 	}
 	clear(v.failed)

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -86,33 +85,21 @@ func (h *httpDriver) start(ctx context.Context, ipv6 bool) error {
 	}
 	h.in = &httpfault.Proxy{Rules: in, Mark: netfault.HTTPMark, Limit: h.limit}
 	h.out = &httpfault.Proxy{Rules: out, Mark: netfault.HTTPMark, Limit: h.limit}
-	addrs := []struct {
-		addr string
-		p    *httpfault.Proxy
-		in   bool
-	}{
-		{":" + strconv.Itoa(HTTPInboundPort), h.in, true}, // both families
-		{"127.0.0.1:" + strconv.Itoa(HTTPOutboundPort), h.out, false},
+	addrs := map[string]func(net.Listener) error{
+		":" + strconv.Itoa(HTTPInboundPort):           h.in.ServeInbound, // both families
+		"127.0.0.1:" + strconv.Itoa(HTTPOutboundPort): h.out.ServeOutbound,
 	}
 	if ipv6 {
-		addrs = append(addrs, struct {
-			addr string
-			p    *httpfault.Proxy
-			in   bool
-		}{"[::1]:" + strconv.Itoa(HTTPOutboundPort), h.out, false})
+		addrs["[::1]:"+strconv.Itoa(HTTPOutboundPort)] = h.out.ServeOutbound
 	}
-	for _, a := range addrs {
-		ln, err := net.Listen("tcp", a.addr)
+	for addr, serve := range addrs {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			h.closeLocked()
 			return fmt.Errorf("http proxy: %w", err)
 		}
 		h.lns = append(h.lns, ln)
-		if a.in {
-			go func() { _ = a.p.ServeInbound(ln) }()
-		} else {
-			go func() { _ = a.p.ServeOutbound(ln) }()
-		}
+		go func() { _ = serve(ln) }()
 	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.cancel, h.done = cancel, make(chan struct{})
@@ -179,21 +166,21 @@ func (h *httpDriver) stopArmingLocked() {
 
 func (h *httpDriver) closeLocked() {
 	h.stopArmingLocked()
-	var errs []error
+	// Closing cannot fail in a way anyone could act on: the listeners and
+	// connections are gone either way.
 	for _, ln := range h.lns {
-		errs = append(errs, ln.Close())
+		_ = ln.Close()
 	}
 	h.lns = nil
 	for _, p := range []*httpfault.Proxy{h.in, h.out} {
 		if p != nil {
-			errs = append(errs, p.Close())
+			_ = p.Close()
 			h.before.HTTP1 += p.HTTP1.Load()
 			h.before.H2C += p.H2C.Load()
 			h.before.PassedOther += p.Passed.Load()
 		}
 	}
 	h.in, h.out = nil, nil
-	_ = errors.Join(errs...)
 }
 
 // httpRuleStatus is one rule's counts, for /status.

@@ -22,8 +22,9 @@ import (
 // Proxy reads the connections it is handed and applies Rules to the HTTP
 // requests on them. The zero value forwards everything untouched.
 type Proxy struct {
-	// Rules are the rules the proxy starts with; SetRules replaces them
-	// while it serves.
+	// Rules are read in order; the first that matches decides. Where a
+	// rule's connections go may change while the proxy serves (Rule.SetTo);
+	// the list itself does not.
 	Rules []*Rule
 	// Detect is how long a connection may stay silent before it is taken
 	// for a protocol where the server speaks first and passed through;
@@ -44,7 +45,6 @@ type Proxy struct {
 	Passed, HTTP1, H2C atomic.Uint64
 
 	once    sync.Once
-	rules   atomic.Pointer[[]*Rule]
 	h1      *http.Server
 	h1conns *connListener
 	fwd     *httputil.ReverseProxy
@@ -52,12 +52,6 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  map[*peekedConn]struct{}
 	closed bool
-}
-
-// SetRules replaces the rules; requests already past matching keep theirs.
-func (p *Proxy) SetRules(rules []*Rule) {
-	p.once.Do(p.init)
-	p.rules.Store(&rules)
 }
 
 type targetKey struct{}
@@ -115,8 +109,6 @@ func (p *Proxy) track(c *peekedConn) bool {
 
 func (p *Proxy) init() {
 	p.conns = map[*peekedConn]struct{}{}
-	rules := p.Rules
-	p.rules.Store(&rules)
 	if p.Dial == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second, Control: markControl(p.Mark)}
 		p.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
@@ -199,7 +191,7 @@ func (p *Proxy) Open() int {
 // ServeHTTP applies the first matching rule, then forwards.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dst, _ := r.Context().Value(targetKey{}).(target)
-	for _, rl := range *p.rules.Load() {
+	for _, rl := range p.Rules {
 		if !rl.matches(r, dst.ap) {
 			continue
 		}

@@ -216,10 +216,6 @@ func (pt *Patched) Restore() error {
 // (a new program, a new vDSO) or an exit it is not.
 func (pt *Patched) Alive() bool { return pt.ours() }
 
-// Close releases what Patched holds (nothing: kept for callers that pair
-// it with Patch).
-func (pt *Patched) Close() error { return nil }
-
 func writeState(block []byte, p Params, seq uint64) {
 	binary.LittleEndian.PutUint32(block[stateOff:], stMagic)
 	binary.LittleEndian.PutUint32(block[stateOff+4:], stVersion)

@@ -17,4 +17,3 @@ func Patch(int, Params) (*Patched, error) { return nil, ErrUnsupported }
 func (*Patched) Update(Params) error { return ErrUnsupported }
 func (*Patched) Restore() error      { return nil }
 func (*Patched) Alive() bool         { return false }
-func (*Patched) Close() error        { return nil }

@@ -83,7 +83,6 @@ func TestPatchShiftsAStaticGoProgramLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	defer pt.Close()
 	if d := p.skew(t); !near(d, 5*time.Minute) {
 		t.Errorf("patched with +5m: time.Now is %s off real", d)
 	}
@@ -131,7 +130,6 @@ func TestPatchedReadingsAreNeverTorn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pt.Close()
 	defer pt.Restore()
 	stop := make(chan struct{})
 	flips := 0
@@ -185,7 +183,6 @@ func TestPatchAProcessWithManyThreads(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	defer pt.Close()
 	time.Sleep(500 * time.Millisecond)
 	start = time.Now()
 	if err := pt.Restore(); err != nil {
@@ -229,11 +226,9 @@ func BenchmarkPatchedClock(b *testing.B) {
 	}
 	b.ResetTimer()
 	untouched := per()
-	pt, err := Patch(p.cmd.Process.Pid, Params{Enabled: true, Offset: 5 * time.Minute, DriftPPB: 1000, Base: time.Now()})
-	if err != nil {
+	if _, err := Patch(p.cmd.Process.Pid, Params{Enabled: true, Offset: 5 * time.Minute, DriftPPB: 1000, Base: time.Now()}); err != nil {
 		b.Fatal(err)
 	}
-	defer pt.Close()
 	patched := per()
 	b.ReportMetric(untouched, "ns/call-untouched")
 	b.ReportMetric(patched, "ns/call-patched")

@@ -25,6 +25,5 @@ func main() {
 			fmt.Fprintln(os.Stderr, "restore:", err)
 			os.Exit(1)
 		}
-		pt.Close()
 	}
 }
