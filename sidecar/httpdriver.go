@@ -23,9 +23,11 @@ const (
 	HTTPOutboundPort = 19095
 )
 
-// HTTPMaxConns bounds the connections both proxies hold together: about
+// HTTPMaxConns bounds the connections both proxies read together: about
 // 24 KiB each, so 1,000 keep the agent near 45 MiB, inside the chart's
-// 64Mi limit, whoever opens connections to a redirected port.
+// 64Mi limit, whoever opens connections to a redirected port. As many
+// again are passed through unread (spliced by the kernel) when none of
+// those is idle; only past both is a connection closed.
 const HTTPMaxConns = 1000
 
 // httpArmEvery is how often the proxy re-arms the HTTP switch sets, well
@@ -54,7 +56,7 @@ type httpDriver struct {
 }
 
 func newHTTPDriver(spec []v1alpha1.HTTPFault, arm func(context.Context) error) (*httpDriver, error) {
-	h := &httpDriver{arm: arm, limit: &httpfault.ConnLimit{Max: HTTPMaxConns}}
+	h := &httpDriver{arm: arm, limit: &httpfault.ConnLimit{Max: HTTPMaxConns, Bypass: HTTPMaxConns}}
 	for i, f := range spec {
 		rl, err := httpfault.FromSpec(f)
 		if err != nil {
@@ -200,10 +202,12 @@ type HTTPStatus struct {
 	PassedOther uint64 `json:"passedThroughConnections"`
 	Open        int    `json:"openConnections"`
 	// Evicted idle connections closed to make room under HTTPMaxConns;
-	// Refused new ones closed with none idle.
-	Evicted uint64           `json:"evictedIdleConnections"`
-	Refused uint64           `json:"refusedConnections"`
-	Rules   []httpRuleStatus `json:"rules"`
+	// Bypassed new ones passed through unread (no faults) with none idle;
+	// Refused the ones closed past both.
+	Evicted  uint64           `json:"evictedIdleConnections"`
+	Bypassed uint64           `json:"bypassedConnections"`
+	Refused  uint64           `json:"refusedConnections"`
+	Rules    []httpRuleStatus `json:"rules"`
 }
 
 func (h *httpDriver) status() HTTPStatus {
@@ -218,7 +222,7 @@ func (h *httpDriver) status() HTTPStatus {
 		}
 	}
 	h.mu.Unlock()
-	s.Evicted, s.Refused = h.limit.Evicted.Load(), h.limit.Refused.Load()
+	s.Evicted, s.Bypassed, s.Refused = h.limit.Evicted.Load(), h.limit.Bypassed.Load(), h.limit.Refused.Load()
 	for i, rl := range h.rules {
 		s.Rules = append(s.Rules, httpRuleStatus{Rule: fmt.Sprintf("http[%d]", i),
 			Matched: rl.Matched.Load(), Aborted: rl.Aborted.Load(), Delayed: rl.Delayed.Load()})

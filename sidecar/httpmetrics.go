@@ -22,7 +22,7 @@ func newHTTPCollector(a *Agent) *httpCollector {
 		connections: prometheus.NewDesc("faultline_agent_http_connections_total",
 			"Connections the HTTP proxy was handed, by what they spoke (other: not HTTP, passed through untouched).", []string{"protocol"}, nil),
 		limited: prometheus.NewDesc("faultline_agent_http_connections_limited_total",
-			"Connections closed at the proxy's connection limit: the longest-idle one to make room (evicted), or a new one with none idle (refused).", []string{"outcome"}, nil),
+			"Connections at the proxy's connection limit: the longest-idle one closed to make room (evicted), a new one passed through unread and without faults with none idle (bypassed), or closed past that too (refused).", []string{"outcome"}, nil),
 	}
 }
 
@@ -49,5 +49,6 @@ func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.connections, prometheus.CounterValue, float64(n), proto)
 	}
 	ch <- prometheus.MustNewConstMetric(c.limited, prometheus.CounterValue, float64(s.Evicted), "evicted")
+	ch <- prometheus.MustNewConstMetric(c.limited, prometheus.CounterValue, float64(s.Bypassed), "bypassed")
 	ch <- prometheus.MustNewConstMetric(c.limited, prometheus.CounterValue, float64(s.Refused), "refused")
 }

@@ -233,6 +233,30 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 	if !strings.Contains(metrics, `faultline_agent_http_connections_limited_total{outcome="evicted"} 5`) {
 		t.Errorf("want about 500 idle connections evicted past the limit:\n%s", grepLines(metrics, "limited"))
 	}
+	// 1,000 connections held mid-request (a slow-loris peer) fill the
+	// proxy with nothing idle: the app's next client is passed through,
+	// unread and unfaulted, not refused.
+	var slowConns []net.Conn
+	for i := 0; i < 1000; i++ {
+		c, err := testenv.DialIn(t, peer)(context.Background(), podIP+":8080")
+		if err != nil {
+			t.Fatalf("slow connection %d: %v", i, err)
+		}
+		slowConns = append(slowConns, c)
+		fmt.Fprintf(c, "GET /cart HTTP/1.1\r\nHost: ap")
+	}
+	time.Sleep(600 * time.Millisecond) // past detection: all of them read as HTTP
+	code, body, _, err = get(fresh, appURL+"/checkout")
+	rssSlow := rss()
+	for _, c := range slowConns {
+		c.Close()
+	}
+	if err != nil || code != 200 || body != "ok" {
+		t.Errorf("a client while 1,000 slow connections fill the proxy: %d %q %v, want the app itself (passed through)", code, body, err)
+	}
+	if rssSlow > 64 {
+		t.Errorf("agent RSS %.1f MiB with 1,000 slow connections: over the chart's 64Mi limit", rssSlow)
+	}
 
 	// SIGKILL: nobody re-arms the HTTP switch; the redirects stop matching
 	// and the app answers itself.
@@ -292,8 +316,8 @@ func TestAgentBinaryHTTPFaultsInboundOutboundAndFailOpen(t *testing.T) {
 	if code, _, _, err := get(fresh, appURL+"/checkout"); code != 200 || err != nil {
 		t.Errorf("after SIGTERM /checkout: %d %v, want the app", code, err)
 	}
-	t.Logf("inbound abort and outbound delay (/slow %s, /fast %s); agent RSS %.1f MiB, %.1f MiB after 1,500 connections (1,000 held); SIGKILL -> app answers itself after %s; SIGTERM -> all removed, exit in %s",
-		ms.Round(100*time.Microsecond), mf.Round(100*time.Microsecond), rssBefore, rssHeld, back.Round(time.Millisecond), took.Round(time.Millisecond))
+	t.Logf("inbound abort and outbound delay (/slow %s, /fast %s); agent RSS %.1f MiB, %.1f MiB after 1,500 connections (1,000 held), %.1f MiB with 1,000 slow ones and a client passed through; SIGKILL -> app answers itself after %s; SIGTERM -> all removed, exit in %s",
+		ms.Round(100*time.Microsecond), mf.Round(100*time.Microsecond), rssBefore, rssHeld, rssSlow, back.Round(time.Millisecond), took.Round(time.Millisecond))
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

@@ -12,35 +12,55 @@ import (
 // cannot grow the agent past its memory limit by opening connections: a
 // proxied connection costs about 24 KiB. At the limit the proxy closes the
 // keep-alive connection that has been idle longest, as a busy server
-// would (the client connects again when it has something to send); with
-// none idle, the new connection is closed.
+// would (the client connects again when it has something to send). With
+// none idle (connections held mid-request, slowly, to fill the proxy), a
+// new connection is not read at all but passed through to where it was
+// going, untouched and without faults: fail open, so that nobody can turn
+// the proxy into a way of refusing the app's clients. Only past Bypass such
+// connections as well is a new one closed.
 type ConnLimit struct {
-	Max int
+	Max, Bypass int
 
-	mu   sync.Mutex
-	n    int
-	idle []net.Conn // HTTP/1 connections between requests, oldest first
-	// Evicted counts idle connections closed to make room, Refused new
-	// connections closed for want of any.
-	Evicted, Refused atomic.Uint64
+	mu       sync.Mutex
+	n        int
+	bypassed int
+	idle     []net.Conn // HTTP/1 connections between requests, oldest first
+	// Evicted counts idle connections closed to make room, Bypassed the
+	// connections passed through untouched for want of any, Refused the
+	// ones closed past both limits.
+	Evicted, Bypassed, Refused atomic.Uint64
 }
 
+// admission is what take decides for a new connection.
+type admission int
+
+const (
+	admitted admission = iota
+	bypass
+	refused
+)
+
 // take admits one more connection, closing the longest-idle one if that
-// is what it takes; false means the new one must be closed.
-func (l *ConnLimit) take() bool {
+// is what it takes, or says to pass it through, or to close it.
+func (l *ConnLimit) take() admission {
 	if l == nil || l.Max <= 0 {
-		return true
+		return admitted
 	}
 	l.mu.Lock()
 	if l.n < l.Max {
 		l.n++
 		l.mu.Unlock()
-		return true
+		return admitted
 	}
 	if len(l.idle) == 0 {
+		defer l.mu.Unlock()
+		if l.bypassed < l.Bypass {
+			l.bypassed++
+			l.Bypassed.Add(1)
+			return bypass
+		}
 		l.Refused.Add(1)
-		l.mu.Unlock()
-		return false
+		return refused
 	}
 	oldest := l.idle[0]
 	l.idle = l.idle[1:]
@@ -50,15 +70,20 @@ func (l *ConnLimit) take() bool {
 	l.n++
 	l.mu.Unlock()
 	_ = oldest.Close()
-	return true
+	return admitted
 }
 
-func (l *ConnLimit) release() {
+// release gives back what take gave.
+func (l *ConnLimit) release(a admission) {
 	if l == nil || l.Max <= 0 {
 		return
 	}
 	l.mu.Lock()
-	l.n--
+	if a == bypass {
+		l.bypassed--
+	} else {
+		l.n--
+	}
 	l.mu.Unlock()
 }
 

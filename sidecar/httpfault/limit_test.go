@@ -76,3 +76,31 @@ func TestTheConnectionLimitEvictsTheLongestIdleThenRefuses(t *testing.T) {
 		t.Errorf("refused %d, held %d; want 1 and 2", silent.Refused.Load(), silent.Held())
 	}
 }
+
+// Filled with connections held mid-request (a slow client, or one filling
+// the proxy on purpose), the proxy fails open: the next connection is not
+// read but passed through, untouched, so the app's clients still reach it
+// (without faults); only past the bypass slots too is one closed.
+func TestAFullProxyPassesNewConnectionsThroughUntouched(t *testing.T) {
+	upstream := app(t)
+	limit := &ConnLimit{Max: 1, Bypass: 1}
+	p := &Proxy{Limit: limit, Detect: time.Second, Rules: []*Rule{{Abort: &Abort{Status: 503}}}}
+	addr := through(t, p, upstream.Listener.Addr().String())
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprint(slow, "GET /cart HTTP/1.1\r\nHost: ap") // and never the rest
+	for deadline := time.Now().Add(2 * time.Second); limit.Held() < 1 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + addr + "/cart")
+	if err != nil {
+		t.Fatalf("a client of a full proxy: %v, want the app", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "app GET /cart" || limit.Bypassed.Load() != 1 {
+		t.Errorf("a client of a full proxy got %d %q (bypassed %d), want the app's answer, untouched", resp.StatusCode, b, limit.Bypassed.Load())
+	}
+}

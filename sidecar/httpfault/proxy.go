@@ -75,6 +75,11 @@ func (p *Proxy) Handle(c net.Conn, dst string) {
 	if !p.track(conn) {
 		return
 	}
+	if conn.admission == bypass {
+		// Past the limit: not read, no faults, the socket spliced as is.
+		p.pass(conn, conn.Conn, dst)
+		return
+	}
 	switch p.detect(c, br) {
 	case kindH1:
 		p.HTTP1.Add(1)
@@ -86,20 +91,20 @@ func (p *Proxy) Handle(c net.Conn, dst string) {
 		(&http2.Server{}).ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: p, BaseConfig: p.h1})
 	default:
 		p.Passed.Add(1)
-		p.pass(conn, dst)
+		p.pass(conn, conn, dst)
 	}
 }
 
 // track notes c as open, or closes it when the proxy is closed or full.
 func (p *Proxy) track(c *peekedConn) bool {
-	if !p.Limit.take() {
+	if c.admission = p.Limit.take(); c.admission == refused {
 		_ = c.Conn.Close()
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		p.Limit.release()
+		p.Limit.release(c.admission)
 		_ = c.Conn.Close()
 		return false
 	}
@@ -257,8 +262,10 @@ func (s protoSwitch) RoundTrip(r *http.Request) (*http.Response, error) {
 	return s.h1.RoundTrip(r)
 }
 
-// pass copies bytes both ways until both sides are done.
-func (p *Proxy) pass(c *peekedConn, target string) {
+// pass copies bytes both ways until both sides are done; from is c itself
+// when detection peeked at it, its socket when nothing was read (the
+// kernel then splices, with no buffer in the agent).
+func (p *Proxy) pass(c *peekedConn, from io.Reader, target string) {
 	defer c.Close()
 	up, err := p.Dial(context.Background(), target)
 	if err != nil {
@@ -266,8 +273,8 @@ func (p *Proxy) pass(c *peekedConn, target string) {
 	}
 	defer up.Close()
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); closeWrite(up); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); closeWrite(c.Conn); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(up, from); closeWrite(up); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c.Conn, up); closeWrite(c.Conn); done <- struct{}{} }()
 	<-done
 	<-done
 }
@@ -281,9 +288,10 @@ func closeWrite(c net.Conn) {
 // peekedConn reads first what detection buffered.
 type peekedConn struct {
 	net.Conn
-	r      *bufio.Reader
-	target target
-	p      *Proxy
+	r         *bufio.Reader
+	target    target
+	p         *Proxy
+	admission admission
 }
 
 func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
@@ -296,7 +304,7 @@ func (c *peekedConn) Close() error {
 	c.p.mu.Unlock()
 	if held {
 		c.p.Limit.state(c, http.StateClosed)
-		c.p.Limit.release()
+		c.p.Limit.release(c.admission)
 	}
 	return c.Conn.Close()
 }
