@@ -3,7 +3,6 @@ package sidecar
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,5 +149,5 @@ func startTime(procRoot string, pid int) string {
 			return f[19]
 		}
 	}
-	return fmt.Sprint(len(s))
+	return ""
 }

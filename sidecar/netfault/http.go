@@ -158,7 +158,8 @@ func httpBuild(spec *v1alpha1.FaultSpec, o Options, ch *families, p *Plan, kinds
 
 // payload is the family's nat table, or "" when no http rule applies.
 func (c natChains) payload() string {
-	if !slices.ContainsFunc(append(slices.Clone(c.in), c.out...), func(r string) bool { return strings.Contains(r, "REDIRECT") }) {
+	redirects := func(r string) bool { return strings.Contains(r, "-j REDIRECT") }
+	if !slices.ContainsFunc(c.in, redirects) && !slices.ContainsFunc(c.out, redirects) {
 		return ""
 	}
 	var b strings.Builder
